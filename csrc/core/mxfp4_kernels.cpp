@@ -1,0 +1,339 @@
+// MXFP4 quantize / dequantize, compiled once per CPU level (see cmake/CpuIsa.cmake): the compiler flags of
+// the translation unit decide which branch below is built, MXK_ISA_NS names its namespace.
+// The rules are those of mxfp4_reference.cpp; this file derives them with integer and compare tricks
+// instead, so the bit-exact tests compare two derivations.
+#include <cstring>
+
+#include "mxfp4.h"
+#include "mxfp4_kernels_isa.h"
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace mxkernels::core::MXK_ISA_NS {
+namespace {
+
+constexpr uint32_t kAbsMask = 0x7FFFFFFFu;
+constexpr uint32_t kF32Inf = 0x7F800000u;
+
+// 2^k as fp32 for k in [-127, 127].
+inline float exp2_int(int k) {
+  return k >= -126 ? f32_from_bits(uint32_t(k + 127) << 23) : f32_from_bits(0x00400000u);
+}
+
+struct BlockScale {
+  uint8_t byte;      // the E8M0 scale
+  float multiplier;  // what each value is multiplied by before rounding to E2M1
+};
+
+// amax_bits: the bits of the block's largest magnitude, finite.
+inline BlockScale block_scale(uint32_t amax_bits, ScaleMode mode) {
+  int e;
+  switch (mode) {
+    case ScaleMode::floor:
+      e = int(amax_bits >> 23) - 127 - 2;
+      break;
+    case ScaleMode::ceil:
+      e = int(amax_bits >> 23) - 127 + ((amax_bits & 0x7FFFFFu) != 0) - 2;
+      break;
+    case ScaleMode::even:
+      // A carry out of the top two mantissa bits (mantissa >= 1.75) rounds up to the next power of two.
+      e = int(((amax_bits + 0x200000u) & 0xFF800000u) >> 23) - 127 - 2;
+      break;
+    case ScaleMode::rceil:
+    default: {
+      const uint32_t d = f32_bits(f32_from_bits(amax_bits) / 6.0f);
+      if ((d >> 23) == 0) {
+        e = d > 0x00400000u ? -126 : -127;  // subnormal descale: above 2^-127 rounds up to 2^-126
+      } else {
+        e = int(d >> 23) - 127 + ((d & 0x7FFFFFu) != 0);
+      }
+      break;
+    }
+  }
+  e = e < -127 ? -127 : (e > 127 ? 127 : e);
+  BlockScale s;
+  s.byte = static_cast<uint8_t>(e + 127);
+  if (mode == ScaleMode::rceil) {
+    s.multiplier = (e == -127) ? 1.0f : exp2_int(-e);
+  } else {
+    s.multiplier = exp2_int(e == -127 ? 126 : -e);  // the scale is clamped below at 2^-126
+  }
+  return s;
+}
+
+// RNE onto {0, .5, 1, 1.5, 2, 3, 4, 6} with saturation, as a count of the rounding boundaries passed.
+// Ties go to the even code: > where the lower neighbour is even, >= where the upper one is.
+constexpr float kE2m1Bounds[7] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
+
+#if defined(__AVX512F__)
+
+template <FloatType T>
+inline __m512 load16(const void* x, int64_t i) {
+  if constexpr (T == FloatType::f32) {
+    return _mm512_loadu_ps(static_cast<const float*>(x) + i);
+  } else if constexpr (T == FloatType::bf16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(x) + i));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  } else {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(x) + i));
+    return _mm512_cvtph_ps(h);
+  }
+}
+
+// 16 values to 8 bytes of packed codes.
+inline __m128i encode16(__m512i bits, __m512 multiplier) {
+  const __m512i mag_bits = _mm512_and_si512(bits, _mm512_set1_epi32(int(kAbsMask)));
+  const __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(mag_bits), multiplier);
+  const __m512i one = _mm512_set1_epi32(1);
+  __m512i c = _mm512_srli_epi32(_mm512_andnot_si512(mag_bits, bits), 28);  // sign to bit 3
+  c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, _mm512_set1_ps(kE2m1Bounds[0]), _CMP_GT_OQ), c, one);
+  c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, _mm512_set1_ps(kE2m1Bounds[1]), _CMP_GE_OQ), c, one);
+  c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, _mm512_set1_ps(kE2m1Bounds[2]), _CMP_GT_OQ), c, one);
+  c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, _mm512_set1_ps(kE2m1Bounds[3]), _CMP_GE_OQ), c, one);
+  c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, _mm512_set1_ps(kE2m1Bounds[4]), _CMP_GT_OQ), c, one);
+  c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, _mm512_set1_ps(kE2m1Bounds[5]), _CMP_GE_OQ), c, one);
+  c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, _mm512_set1_ps(kE2m1Bounds[6]), _CMP_GT_OQ), c, one);
+  // Lane 2i+1 lands in the high nibble of lane 2i's byte.
+  return _mm512_cvtepi64_epi8(_mm512_or_si512(c, _mm512_srli_epi64(c, 28)));
+}
+
+template <FloatType T>
+void quantize_blocks(const void* x, int64_t n_blocks, ScaleMode mode, uint8_t* q, uint8_t* scales) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const __m512i lo = _mm512_castps_si512(load16<T>(x, b * 32));
+    const __m512i hi = _mm512_castps_si512(load16<T>(x, b * 32 + 16));
+    const __m512i abs_mask = _mm512_set1_epi32(int(kAbsMask));
+    const uint32_t amax = _mm512_reduce_max_epu32(
+        _mm512_max_epu32(_mm512_and_si512(lo, abs_mask), _mm512_and_si512(hi, abs_mask)));
+    __m128i* out = reinterpret_cast<__m128i*>(q + b * 16);
+    if (amax >= kF32Inf) {
+      scales[b] = kE8m0Nan;
+      _mm_storeu_si128(out, _mm_setzero_si128());
+      continue;
+    }
+    const BlockScale s = block_scale(amax, mode);
+    scales[b] = s.byte;
+    const __m512 m = _mm512_set1_ps(s.multiplier);
+    _mm_storeu_si128(out, _mm_unpacklo_epi64(encode16(lo, m), encode16(hi, m)));
+  }
+}
+
+inline __m512 e2m1_table16() {
+  return _mm512_setr_ps(0.f, .5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f, -0.f, -.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f);
+}
+
+template <FloatType T>
+inline void store16(void* out, int64_t i, __m512 v) {
+  if constexpr (T == FloatType::f32) {
+    _mm512_storeu_ps(static_cast<float*>(out) + i, v);
+  } else if constexpr (T == FloatType::bf16) {
+    // Round to nearest even; dequantized values are never NaN here (NaN blocks are filled separately).
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(static_cast<uint16_t*>(out) + i), _mm512_cvtepi32_epi16(r));
+  } else {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(static_cast<uint16_t*>(out) + i),
+                        _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+}
+
+// 8 bytes of codes to 16 code indices, element order.
+inline __m512i unpack16(const uint8_t* q) {
+  const __m512i v = _mm512_cvtepu8_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)));
+  return _mm512_and_si512(_mm512_or_si512(v, _mm512_slli_epi64(v, 28)), _mm512_set1_epi32(0xF));
+}
+
+template <FloatType T>
+void dequantize_blocks(const uint8_t* q, const uint8_t* scales, int64_t n_blocks, void* out) {
+  const __m512 table = e2m1_table16();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t sb = scales[b];
+    const __m512 scale = _mm512_set1_ps(sb == kE8m0Nan ? f32_from_bits(0x7FC00000u) : exp2_int(int(sb) - 127));
+    for (int h = 0; h < 2; ++h) {
+      const __m512 v = _mm512_permutexvar_ps(unpack16(q + b * 16 + h * 8), table);
+      store16<T>(out, b * 32 + h * 16, _mm512_mul_ps(v, scale));
+    }
+  }
+}
+
+#elif defined(__AVX2__)
+
+template <FloatType T>
+inline __m256 load8(const void* x, int64_t i) {
+  if constexpr (T == FloatType::f32) {
+    return _mm256_loadu_ps(static_cast<const float*>(x) + i);
+  } else if constexpr (T == FloatType::bf16) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(x) + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(x) + i));
+    return _mm256_cvtph_ps(h);
+  }
+}
+
+// 8 values to 4 bytes of packed codes (returned in the low 32 bits).
+inline uint32_t encode8(__m256i bits, __m256 multiplier) {
+  const __m256i mag_bits = _mm256_and_si256(bits, _mm256_set1_epi32(int(kAbsMask)));
+  const __m256 v = _mm256_mul_ps(_mm256_castsi256_ps(mag_bits), multiplier);
+  __m256i c = _mm256_srli_epi32(_mm256_andnot_si256(mag_bits, bits), 28);
+  // A true compare is all ones, i.e. -1: subtracting it counts the boundary.
+  c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_set1_ps(kE2m1Bounds[0]), _CMP_GT_OQ)));
+  c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_set1_ps(kE2m1Bounds[1]), _CMP_GE_OQ)));
+  c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_set1_ps(kE2m1Bounds[2]), _CMP_GT_OQ)));
+  c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_set1_ps(kE2m1Bounds[3]), _CMP_GE_OQ)));
+  c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_set1_ps(kE2m1Bounds[4]), _CMP_GT_OQ)));
+  c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_set1_ps(kE2m1Bounds[5]), _CMP_GE_OQ)));
+  c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_set1_ps(kE2m1Bounds[6]), _CMP_GT_OQ)));
+  const __m256i pairs = _mm256_or_si256(c, _mm256_srli_epi64(c, 28));  // bytes 0, 8 of each 128-bit half
+  const __m256i gather = _mm256_setr_epi8(0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //
+                                          0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i g = _mm256_shuffle_epi8(pairs, gather);
+  const uint32_t lo = uint32_t(_mm_cvtsi128_si32(_mm256_castsi256_si128(g))) & 0xFFFFu;
+  const uint32_t hi = uint32_t(_mm_cvtsi128_si32(_mm256_extracti128_si256(g, 1))) & 0xFFFFu;
+  return lo | (hi << 16);
+}
+
+template <FloatType T>
+void quantize_blocks(const void* x, int64_t n_blocks, ScaleMode mode, uint8_t* q, uint8_t* scales) {
+  const __m256i abs_mask = _mm256_set1_epi32(int(kAbsMask));
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    __m256i v[4];
+    __m256i m = _mm256_setzero_si256();
+    for (int j = 0; j < 4; ++j) {
+      v[j] = _mm256_castps_si256(load8<T>(x, b * 32 + j * 8));
+      m = _mm256_max_epu32(m, _mm256_and_si256(v[j], abs_mask));
+    }
+    __m128i m4 = _mm_max_epu32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+    m4 = _mm_max_epu32(m4, _mm_shuffle_epi32(m4, _MM_SHUFFLE(1, 0, 3, 2)));
+    m4 = _mm_max_epu32(m4, _mm_shuffle_epi32(m4, _MM_SHUFFLE(2, 3, 0, 1)));
+    const uint32_t amax = uint32_t(_mm_cvtsi128_si32(m4));
+    uint8_t* out = q + b * 16;
+    if (amax >= kF32Inf) {
+      scales[b] = kE8m0Nan;
+      std::memset(out, 0, 16);
+      continue;
+    }
+    const BlockScale s = block_scale(amax, mode);
+    scales[b] = s.byte;
+    const __m256 mul = _mm256_set1_ps(s.multiplier);
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t packed = encode8(v[j], mul);
+      std::memcpy(out + j * 4, &packed, 4);
+    }
+  }
+}
+
+template <FloatType T>
+inline void store8(void* out, int64_t i, __m256 v) {
+  if constexpr (T == FloatType::f32) {
+    _mm256_storeu_ps(static_cast<float*>(out) + i, v);
+  } else if constexpr (T == FloatType::bf16) {
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF))), 16);
+    const __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint16_t*>(out) + i), packed);
+  } else {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint16_t*>(out) + i),
+                     _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+}
+
+template <FloatType T>
+void dequantize_blocks(const uint8_t* q, const uint8_t* scales, int64_t n_blocks, void* out) {
+  const __m256 magnitudes = _mm256_setr_ps(0.f, .5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t sb = scales[b];
+    const __m256 scale = _mm256_set1_ps(sb == kE8m0Nan ? f32_from_bits(0x7FC00000u) : exp2_int(int(sb) - 127));
+    for (int j = 0; j < 4; ++j) {
+      int32_t four;
+      std::memcpy(&four, q + b * 16 + j * 4, 4);
+      const __m256i v = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(four));
+      const __m256i idx = _mm256_and_si256(_mm256_or_si256(v, _mm256_slli_epi64(v, 28)), _mm256_set1_epi32(0xF));
+      const __m256 mag = _mm256_permutevar8x32_ps(magnitudes, idx);  // uses the low 3 bits
+      const __m256i sign = _mm256_slli_epi32(_mm256_srli_epi32(idx, 3), 31);
+      const __m256 val = _mm256_xor_ps(mag, _mm256_castsi256_ps(sign));
+      store8<T>(out, b * 32 + j * 8, _mm256_mul_ps(val, scale));
+    }
+  }
+}
+
+#else  // portable scalar level
+
+inline uint8_t e2m1_code(uint32_t bits, float multiplier) {
+  const float v = f32_from_bits(bits & kAbsMask) * multiplier;
+  uint8_t c = uint8_t((bits >> 28) & 8u);
+  c += v > kE2m1Bounds[0];
+  c += v >= kE2m1Bounds[1];
+  c += v > kE2m1Bounds[2];
+  c += v >= kE2m1Bounds[3];
+  c += v > kE2m1Bounds[4];
+  c += v >= kE2m1Bounds[5];
+  c += v > kE2m1Bounds[6];
+  return c;
+}
+
+template <FloatType T>
+void quantize_blocks(const void* x, int64_t n_blocks, ScaleMode mode, uint8_t* q, uint8_t* scales) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    uint32_t bits[32];
+    uint32_t amax = 0;
+    for (int i = 0; i < 32; ++i) {
+      bits[i] = f32_bits(load_as_f32(x, T, b * 32 + i));
+      const uint32_t a = bits[i] & kAbsMask;
+      amax = a > amax ? a : amax;
+    }
+    uint8_t* out = q + b * 16;
+    if (amax >= kF32Inf) {
+      scales[b] = kE8m0Nan;
+      std::memset(out, 0, 16);
+      continue;
+    }
+    const BlockScale s = block_scale(amax, mode);
+    scales[b] = s.byte;
+    for (int i = 0; i < 16; ++i)
+      out[i] = uint8_t(e2m1_code(bits[2 * i], s.multiplier) | (e2m1_code(bits[2 * i + 1], s.multiplier) << 4));
+  }
+}
+
+template <FloatType T>
+void dequantize_blocks(const uint8_t* q, const uint8_t* scales, int64_t n_blocks, void* out) {
+  static const float kValues[16] = {0.f, .5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f,
+                                    -0.f, -.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f};
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t sb = scales[b];
+    const float scale = sb == kE8m0Nan ? f32_from_bits(0x7FC00000u) : exp2_int(int(sb) - 127);
+    for (int i = 0; i < 16; ++i) {
+      const uint8_t byte = q[b * 16 + i];
+      store_from_f32(out, T, b * 32 + 2 * i, kValues[byte & 0xF] * scale);
+      store_from_f32(out, T, b * 32 + 2 * i + 1, kValues[byte >> 4] * scale);
+    }
+  }
+}
+
+#endif
+
+void quantize(const void* x, FloatType x_type, int64_t n_blocks, ScaleMode mode, uint8_t* q, uint8_t* scales) {
+  switch (x_type) {
+    case FloatType::f32: return quantize_blocks<FloatType::f32>(x, n_blocks, mode, q, scales);
+    case FloatType::bf16: return quantize_blocks<FloatType::bf16>(x, n_blocks, mode, q, scales);
+    case FloatType::f16: return quantize_blocks<FloatType::f16>(x, n_blocks, mode, q, scales);
+  }
+}
+
+void dequantize(const uint8_t* q, const uint8_t* scales, int64_t n_blocks, FloatType out_type, void* out) {
+  switch (out_type) {
+    case FloatType::f32: return dequantize_blocks<FloatType::f32>(q, scales, n_blocks, out);
+    case FloatType::bf16: return dequantize_blocks<FloatType::bf16>(q, scales, n_blocks, out);
+    case FloatType::f16: return dequantize_blocks<FloatType::f16>(q, scales, n_blocks, out);
+  }
+}
+
+}  // namespace
+
+const Mxfp4Kernels kMxfp4Kernels = {&quantize, &dequantize};
+
+}  // namespace mxkernels::core::MXK_ISA_NS

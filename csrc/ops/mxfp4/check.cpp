@@ -1,0 +1,116 @@
+#include "ops/mxfp4/check.h"
+
+#include <ATen/ops/empty.h>
+#include <c10/util/Exception.h>
+
+#include "ops/common/tensor_checks.h"
+
+namespace mxkernels::ops {
+namespace {
+
+constexpr std::initializer_list<at::ScalarType> kFloatDtypes = {at::kFloat, at::kBFloat16, at::kHalf};
+
+void check_codes_dtype(const char* op, const char* name, const at::Tensor& t) {
+  TORCH_CHECK(dtype_in(t.scalar_type(), {at::kFloat4_e2m1fn_x2, at::kByte}), op, ": ", name,
+              " must be float4_e2m1fn_x2 or uint8 (two E2M1 codes per byte), got ", t.scalar_type());
+}
+
+void check_scales_dtype(const char* op, const char* name, const at::Tensor& t) {
+  TORCH_CHECK(dtype_in(t.scalar_type(), {at::kFloat8_e8m0fnu, at::kByte}), op, ": ", name,
+              " must be float8_e8m0fnu or uint8 (E8M0 scales), got ", t.scalar_type());
+}
+
+void check_last_dim_contiguous(const char* op, const char* name, const at::Tensor& t) {
+  TORCH_SYM_CHECK(t.sym_stride(-1).sym_eq(1), op, ": ", name, ".stride(-1) must be 1, got ", t.sym_stride(-1));
+}
+
+void check_sizes_equal(const char* op, const char* name, const at::Tensor& t, const std::vector<c10::SymInt>& want) {
+  TORCH_CHECK(t.dim() == int64_t(want.size()), op, ": ", name, " must have shape ", sizes_string(want), ", got ",
+              sizes_string(t.sym_sizes()));
+  for (size_t d = 0; d < want.size(); ++d) {
+    TORCH_SYM_CHECK(t.sym_size(int64_t(d)).sym_eq(want[d]), op, ": ", name, " must have shape ",
+                    sizes_string(want), ", got ", sizes_string(t.sym_sizes()));
+  }
+}
+
+QuantizeMxfp4Plan check_quantize_input(const char* op, const at::Tensor& x, std::string_view scale_mode) {
+  QuantizeMxfp4Plan plan{};
+  TORCH_CHECK(core::parse_scale_mode(scale_mode, &plan.mode), op,
+              ": scale_mode must be one of 'floor', 'ceil', 'even', 'rceil', got '", scale_mode, "'");
+  TORCH_CHECK(dtype_in(x.scalar_type(), kFloatDtypes), op, ": x must be ", dtype_list(kFloatDtypes), ", got ",
+              x.scalar_type());
+  TORCH_CHECK(x.dim() >= 1, op, ": x must have at least one dimension, got a 0-d tensor");
+  const c10::SymInt k = x.sym_size(-1);
+  TORCH_SYM_CHECK(k.sym_gt(0) & (k % core::kMxfp4BlockSize).sym_eq(0), op,
+                  ": x.size(-1) must be a positive multiple of 32, got ", k);
+  check_last_dim_contiguous(op, "x", x);
+  plan.x_type = core_float_type(x.scalar_type());
+  c10::SymIntArrayRef sizes = x.sym_sizes();
+  plan.q_sizes.assign(sizes.begin(), sizes.end());
+  plan.scale_sizes.assign(sizes.begin(), sizes.end());
+  plan.q_sizes.back() = k / 2;
+  plan.scale_sizes.back() = k / core::kMxfp4BlockSize;
+  return plan;
+}
+
+}  // namespace
+
+QuantizeMxfp4Plan check_quantize_mxfp4(const at::Tensor& x, std::string_view scale_mode) {
+  return check_quantize_input("mxkernels.quantize_mxfp4", x, scale_mode);
+}
+
+QuantizeMxfp4Plan check_quantize_mxfp4_out(const at::Tensor& x, std::string_view scale_mode, const at::Tensor& q,
+                                           const at::Tensor& scales) {
+  constexpr const char* op = "mxkernels.quantize_mxfp4_out";
+  QuantizeMxfp4Plan plan = check_quantize_input(op, x, scale_mode);
+  check_same_device(op, {{"x", &x}, {"q", &q}, {"scales", &scales}});
+  check_codes_dtype(op, "q", q);
+  check_scales_dtype(op, "scales", scales);
+  check_sizes_equal(op, "q", q, plan.q_sizes);
+  check_sizes_equal(op, "scales", scales, plan.scale_sizes);
+  TORCH_CHECK(q.is_contiguous(), op, ": q must be contiguous, got strides ", q.sym_strides());
+  TORCH_CHECK(scales.is_contiguous(), op, ": scales must be contiguous, got strides ", scales.sym_strides());
+  return plan;
+}
+
+std::tuple<at::Tensor, at::Tensor> empty_quantize_mxfp4_outputs(const at::Tensor& x, const QuantizeMxfp4Plan& plan) {
+  at::Tensor q = at::empty_symint(plan.q_sizes, x.options().dtype(at::kFloat4_e2m1fn_x2));
+  at::Tensor scales = at::empty_symint(plan.scale_sizes, x.options().dtype(at::kFloat8_e8m0fnu));
+  return {q, scales};
+}
+
+DequantizeMxfp4Plan check_dequantize_mxfp4(const at::Tensor& q, const at::Tensor& scales, at::ScalarType dtype) {
+  constexpr const char* op = "mxkernels.dequantize_mxfp4";
+  check_same_device(op, {{"q", &q}, {"scales", &scales}});
+  check_codes_dtype(op, "q", q);
+  check_scales_dtype(op, "scales", scales);
+  TORCH_CHECK(dtype_in(dtype, kFloatDtypes), op, ": dtype must be ", dtype_list(kFloatDtypes), ", got ", dtype);
+  TORCH_CHECK(q.dim() >= 1, op, ": q must have at least one dimension, got a 0-d tensor");
+  TORCH_CHECK(scales.dim() == q.dim(), op, ": scales must have as many dims as q (", q.dim(), "), got shape ",
+              sizes_string(scales.sym_sizes()), " for q of shape ", sizes_string(q.sym_sizes()));
+  const c10::SymInt packed = q.sym_size(-1);
+  TORCH_SYM_CHECK(packed.sym_gt(0) & (packed % core::kMxfp4BlockBytes).sym_eq(0), op,
+                  ": q.size(-1) must be a positive multiple of 16 (32 codes per scale), got ", packed);
+  for (int64_t d = 0; d + 1 < q.dim(); ++d) {
+    TORCH_SYM_CHECK(scales.sym_size(d).sym_eq(q.sym_size(d)), op, ": scales of shape ",
+                    sizes_string(scales.sym_sizes()), " do not match q of shape ", sizes_string(q.sym_sizes()),
+                    " (want [..., q.size(-1) / 16] with the same leading dims)");
+  }
+  TORCH_SYM_CHECK(scales.sym_size(-1).sym_eq(packed / core::kMxfp4BlockBytes), op, ": scales of shape ",
+                  sizes_string(scales.sym_sizes()), " do not match q of shape ", sizes_string(q.sym_sizes()),
+                  " (want [..., q.size(-1) / 16] with the same leading dims)");
+  check_last_dim_contiguous(op, "q", q);
+  check_last_dim_contiguous(op, "scales", scales);
+  DequantizeMxfp4Plan plan{};
+  plan.out_type = core_float_type(dtype);
+  c10::SymIntArrayRef sizes = q.sym_sizes();
+  plan.out_sizes.assign(sizes.begin(), sizes.end());
+  plan.out_sizes.back() = packed * 2;
+  return plan;
+}
+
+at::Tensor empty_dequantize_mxfp4_output(const at::Tensor& q, at::ScalarType dtype, const DequantizeMxfp4Plan& plan) {
+  return at::empty_symint(plan.out_sizes, q.options().dtype(dtype));
+}
+
+}  // namespace mxkernels::ops

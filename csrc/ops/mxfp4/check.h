@@ -1,0 +1,36 @@
+// The one check function per MXFP4 op, called by the CPU kernels and the Meta kernels alike, so both reject
+// the same inputs with the same message. Symbolic sizes are checked with TORCH_SYM_CHECK.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <c10/core/SymInt.h>
+
+#include <string_view>
+#include <vector>
+
+#include "core/mxfp4.h"
+
+namespace mxkernels::ops {
+
+struct QuantizeMxfp4Plan {
+  core::ScaleMode mode;
+  core::FloatType x_type;
+  std::vector<c10::SymInt> q_sizes;      // [..., K / 2]
+  std::vector<c10::SymInt> scale_sizes;  // [..., K / 32]
+};
+
+QuantizeMxfp4Plan check_quantize_mxfp4(const at::Tensor& x, std::string_view scale_mode);
+// The functional variant's checks plus those of the caller's outputs.
+QuantizeMxfp4Plan check_quantize_mxfp4_out(const at::Tensor& x, std::string_view scale_mode, const at::Tensor& q,
+                                           const at::Tensor& scales);
+// The functional variant's outputs (contiguous), for the real and the Meta kernel alike.
+std::tuple<at::Tensor, at::Tensor> empty_quantize_mxfp4_outputs(const at::Tensor& x, const QuantizeMxfp4Plan& plan);
+
+struct DequantizeMxfp4Plan {
+  core::FloatType out_type;
+  std::vector<c10::SymInt> out_sizes;  // [..., 2 * q.size(-1)]
+};
+
+DequantizeMxfp4Plan check_dequantize_mxfp4(const at::Tensor& q, const at::Tensor& scales, at::ScalarType dtype);
+at::Tensor empty_dequantize_mxfp4_output(const at::Tensor& q, at::ScalarType dtype, const DequantizeMxfp4Plan& plan);
+
+}  // namespace mxkernels::ops

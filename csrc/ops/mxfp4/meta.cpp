@@ -1,0 +1,33 @@
+// Meta kernels: the same check functions as the CPU kernels, symbolic sizes throughout, and the same output
+// allocation (hence the same strides).
+#include <torch/library.h>
+
+#include "ops/mxfp4/check.h"
+
+namespace mxkernels::ops {
+namespace {
+
+std::tuple<at::Tensor, at::Tensor> quantize_mxfp4_meta(const at::Tensor& x, c10::string_view scale_mode) {
+  const QuantizeMxfp4Plan plan = check_quantize_mxfp4(x, std::string_view(scale_mode.data(), scale_mode.size()));
+  return empty_quantize_mxfp4_outputs(x, plan);
+}
+
+void quantize_mxfp4_out_meta(const at::Tensor& x, const at::Tensor& q, const at::Tensor& scales,
+                             c10::string_view scale_mode) {
+  check_quantize_mxfp4_out(x, std::string_view(scale_mode.data(), scale_mode.size()), q, scales);
+}
+
+at::Tensor dequantize_mxfp4_meta(const at::Tensor& q, const at::Tensor& scales, at::ScalarType dtype) {
+  const DequantizeMxfp4Plan plan = check_dequantize_mxfp4(q, scales, dtype);
+  return empty_dequantize_mxfp4_output(q, dtype, plan);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(mxkernels, Meta, m) {
+  m.impl("quantize_mxfp4", &quantize_mxfp4_meta);
+  m.impl("quantize_mxfp4_out", &quantize_mxfp4_out_meta);
+  m.impl("dequantize_mxfp4", &dequantize_mxfp4_meta);
+}
+
+}  // namespace mxkernels::ops

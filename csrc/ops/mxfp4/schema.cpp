@@ -1,0 +1,10 @@
+#include <torch/library.h>
+
+TORCH_LIBRARY_FRAGMENT(mxkernels, m) {
+  m.def("quantize_mxfp4(Tensor x, str scale_mode=\"rceil\") -> (Tensor q, Tensor scales)",
+        {at::Tag::pt2_compliant_tag});
+  m.def("quantize_mxfp4_out(Tensor x, Tensor(a!) q, Tensor(b!) scales, str scale_mode=\"rceil\") -> ()",
+        {at::Tag::pt2_compliant_tag});
+  m.def("dequantize_mxfp4(Tensor q, Tensor scales, ScalarType dtype=float32) -> Tensor",
+        {at::Tag::pt2_compliant_tag});
+}
