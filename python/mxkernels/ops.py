@@ -1,0 +1,45 @@
+"""Typed wrappers of torch.ops.mxkernels.*; the numerics are defined in docs/formats.md."""
+from typing import Optional, Tuple
+
+import torch
+
+SCALE_MODES = ("floor", "ceil", "even", "rceil")
+
+
+def quantize_mxfp4(
+    x: torch.Tensor,
+    scale_mode: str = "rceil",
+    *,
+    out: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Quantizes ``x`` to MXFP4: one E8M0 scale per 32 consecutive values of the last dim, E2M1 elements.
+
+    Args:
+        x: float32, bfloat16 or float16, at least one dim; the last dim a positive multiple of 32 with
+            stride 1; any strides on the leading dims.
+        scale_mode: how the block scale follows from the block's largest magnitude: ``"floor"`` (OCP MX v1.0),
+            ``"ceil"``, ``"even"`` or ``"rceil"`` (as torchao's ``ScaleCalculationMode``).
+        out: optional ``(q, scales)`` to write into: contiguous, q ``[..., K/2]`` float4_e2m1fn_x2 or uint8,
+            scales ``[..., K/32]`` float8_e8m0fnu or uint8.
+
+    Returns:
+        ``(q, scales)``: q ``torch.float4_e2m1fn_x2`` of shape ``[..., K/2]`` (element 2i in the low nibble of
+        byte i), scales ``torch.float8_e8m0fnu`` of shape ``[..., K/32]``; both contiguous.
+        A block holding NaN or an infinity gets scale 0xFF (NaN) and all-zero codes.
+    """
+    if out is None:
+        return torch.ops.mxkernels.quantize_mxfp4(x, scale_mode)
+    q, scales = out
+    torch.ops.mxkernels.quantize_mxfp4_out(x, q, scales, scale_mode)
+    return q, scales
+
+
+def dequantize_mxfp4(q: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The values of MXFP4 data: ``e2m1(code) * 2**(scale - 127)``, computed in float32 and rounded once to
+    ``dtype`` (float32, bfloat16 or float16). A 0xFF scale gives NaN for its whole block.
+
+    Args:
+        q: ``[..., K/2]`` float4_e2m1fn_x2 or uint8 (checkpoints store uint8).
+        scales: ``[..., K/32]`` float8_e8m0fnu or uint8, same leading dims.
+    """
+    return torch.ops.mxkernels.dequantize_mxfp4(q, scales, dtype)
