@@ -69,44 +69,153 @@ constexpr float kE2m1Bounds[7] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
 
 #if defined(__AVX512F__)
 
+// The 32 values of block b as fp32 bit patterns, split into even (elements 0, 2, ..) and odd elements, so
+// that the two codes of each output byte sit in the same lane.
 template <FloatType T>
-inline __m512 load16(const void* x, int64_t i) {
-  if constexpr (T == FloatType::f32) {
-    return _mm512_loadu_ps(static_cast<const float*>(x) + i);
-  } else if constexpr (T == FloatType::bf16) {
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(x) + i));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+inline void load_block_even_odd(const void* x, int64_t b, __m512i* even, __m512i* odd) {
+  if constexpr (T == FloatType::bf16) {
+    // One 64-byte load holds the block; a bf16 is the top half of its fp32.
+    const __m512i v = _mm512_loadu_si512(static_cast<const uint16_t*>(x) + b * 32);
+    *even = _mm512_slli_epi32(v, 16);
+    *odd = _mm512_and_si512(v, _mm512_set1_epi32(int(0xFFFF0000u)));
   } else {
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(x) + i));
-    return _mm512_cvtph_ps(h);
+    __m512i lo, hi;
+    if constexpr (T == FloatType::f32) {
+      lo = _mm512_loadu_si512(static_cast<const float*>(x) + b * 32);
+      hi = _mm512_loadu_si512(static_cast<const float*>(x) + b * 32 + 16);
+    } else {
+      const __m512i h = _mm512_loadu_si512(static_cast<const uint16_t*>(x) + b * 32);
+      lo = _mm512_castps_si512(_mm512_cvtph_ps(_mm512_castsi512_si256(h)));
+      hi = _mm512_castps_si512(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)));
+    }
+    const __m512i even_idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd_idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    *even = _mm512_permutex2var_epi32(lo, even_idx, hi);
+    *odd = _mm512_permutex2var_epi32(lo, odd_idx, hi);
   }
 }
 
-// 16 values to 8 bytes of packed codes.
-inline __m128i encode16(__m512i bits, __m512 multiplier) {
+// E2M1 codes (sign in bit 3) of 16 values, by arithmetic: from 1 up, round the fp32 mantissa to one bit
+// (add half an ulp minus one, plus the kept bit: ties to even) and rebias the exponent; below 1, add 2^22
+// so the FPU rounds to a multiple of 0.5 (ties to even) and read the halves off the low bits.
+inline __m512i encode16(__m512i bits, __m512 multiplier) {
   const __m512i mag_bits = _mm512_and_si512(bits, _mm512_set1_epi32(int(kAbsMask)));
-  const __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(mag_bits), multiplier);
+  const __m512 v = _mm512_min_ps(_mm512_mul_ps(_mm512_castsi512_ps(mag_bits), multiplier), _mm512_set1_ps(6.0f));
+  const __m512i vb = _mm512_castps_si512(v);
+  const __m512i kept = _mm512_and_si512(_mm512_srli_epi32(vb, 22), _mm512_set1_epi32(1));
+  const __m512i rounded = _mm512_add_epi32(vb, _mm512_add_epi32(kept, _mm512_set1_epi32(0x1FFFFF)));
+  const __m512i normal = _mm512_sub_epi32(_mm512_srli_epi32(rounded, 22), _mm512_set1_epi32(252));
+  const __m512i halves = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(v, _mm512_set1_ps(4194304.0f))),
+                                          _mm512_set1_epi32(0x4A800000));
+  const __m512i code = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, _mm512_set1_ps(1.0f), _CMP_LT_OQ), normal, halves);
+  return _mm512_or_si512(code, _mm512_srli_epi32(_mm512_andnot_si512(mag_bits, bits), 28));
+}
+
+// Lane j of the result is the maximum of m[j]'s 16 lanes: four rounds of pairwise merges, each halving the
+// lanes per block and doubling the blocks per vector.
+inline __m512i reduce_max_16x16(__m512i m[16]) {
+  const __m512i lo_idx[4] = {
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+      _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27),
+      _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29),
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)};
+  const __m512i hi_idx[4] = {
+      _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31),
+      _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31),
+      _mm512_setr_epi32(2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31),
+      _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)};
+  int n = 16;
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < n / 2; ++i) {
+      m[i] = _mm512_max_epu32(_mm512_permutex2var_epi32(m[2 * i], lo_idx[round], m[2 * i + 1]),
+                              _mm512_permutex2var_epi32(m[2 * i], hi_idx[round], m[2 * i + 1]));
+    }
+    n /= 2;
+  }
+  return m[0];
+}
+
+// block_scale() for 16 blocks at once; lanes whose amax is not finite get byte 0xFF.
+inline void block_scales16(__m512i amax, ScaleMode mode, __m512i* bytes, __m512* multipliers, __mmask16* special) {
+  const __m512i field = _mm512_srli_epi32(amax, 23);
   const __m512i one = _mm512_set1_epi32(1);
-  __m512i c = _mm512_srli_epi32(_mm512_andnot_si512(mag_bits, bits), 28);  // sign to bit 3
-  c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, _mm512_set1_ps(kE2m1Bounds[0]), _CMP_GT_OQ), c, one);
-  c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, _mm512_set1_ps(kE2m1Bounds[1]), _CMP_GE_OQ), c, one);
-  c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, _mm512_set1_ps(kE2m1Bounds[2]), _CMP_GT_OQ), c, one);
-  c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, _mm512_set1_ps(kE2m1Bounds[3]), _CMP_GE_OQ), c, one);
-  c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, _mm512_set1_ps(kE2m1Bounds[4]), _CMP_GT_OQ), c, one);
-  c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, _mm512_set1_ps(kE2m1Bounds[5]), _CMP_GE_OQ), c, one);
-  c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, _mm512_set1_ps(kE2m1Bounds[6]), _CMP_GT_OQ), c, one);
-  // Lane 2i+1 lands in the high nibble of lane 2i's byte.
-  return _mm512_cvtepi64_epi8(_mm512_or_si512(c, _mm512_srli_epi64(c, 28)));
+  __m512i e;
+  switch (mode) {
+    case ScaleMode::floor:
+      e = _mm512_sub_epi32(field, _mm512_set1_epi32(129));
+      break;
+    case ScaleMode::ceil:
+      e = _mm512_sub_epi32(field, _mm512_set1_epi32(129));
+      e = _mm512_mask_add_epi32(e, _mm512_test_epi32_mask(amax, _mm512_set1_epi32(0x7FFFFF)), e, one);
+      break;
+    case ScaleMode::even: {
+      const __m512i r = _mm512_and_si512(_mm512_add_epi32(amax, _mm512_set1_epi32(0x200000)),
+                                         _mm512_set1_epi32(int(0xFF800000u)));
+      e = _mm512_sub_epi32(_mm512_srli_epi32(r, 23), _mm512_set1_epi32(129));
+      break;
+    }
+    case ScaleMode::rceil:
+    default: {
+      const __m512i d = _mm512_castps_si512(_mm512_div_ps(_mm512_castsi512_ps(amax), _mm512_set1_ps(6.0f)));
+      const __m512i dfield = _mm512_srli_epi32(d, 23);
+      e = _mm512_sub_epi32(dfield, _mm512_set1_epi32(127));
+      e = _mm512_mask_add_epi32(e, _mm512_test_epi32_mask(d, _mm512_set1_epi32(0x7FFFFF)), e, one);
+      // Subnormal quotient: above 2^-127 rounds up to 2^-126, the rest is 2^-127.
+      const __m512i sub_e = _mm512_mask_blend_epi32(_mm512_cmpgt_epu32_mask(d, _mm512_set1_epi32(0x00400000)),
+                                                    _mm512_set1_epi32(-127), _mm512_set1_epi32(-126));
+      e = _mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(dfield, _mm512_setzero_si512()), e, sub_e);
+      break;
+    }
+  }
+  e = _mm512_min_epi32(_mm512_max_epi32(e, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+  const __mmask16 lowest = _mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(-127));
+  __m512i mult_bits;
+  if (mode == ScaleMode::rceil) {
+    // 2^-e; the lowest exponent multiplies by 1; 2^-127 (only from e = 127) is the subnormal 0x00400000.
+    mult_bits = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_set1_epi32(127), e), 23);
+    mult_bits = _mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(127)), mult_bits,
+                                        _mm512_set1_epi32(0x00400000));
+    mult_bits = _mm512_mask_blend_epi32(lowest, mult_bits, _mm512_set1_epi32(0x3F800000));
+  } else {
+    // 1 / max(2^e, 2^-126).
+    mult_bits = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_set1_epi32(127), e), 23);
+    mult_bits = _mm512_mask_blend_epi32(lowest, mult_bits, _mm512_set1_epi32(253 << 23));
+  }
+  *special = _mm512_cmpge_epu32_mask(amax, _mm512_set1_epi32(int(kF32Inf)));
+  *bytes = _mm512_mask_blend_epi32(*special, _mm512_add_epi32(e, _mm512_set1_epi32(127)), _mm512_set1_epi32(0xFF));
+  *multipliers = _mm512_castsi512_ps(mult_bits);
 }
 
 template <FloatType T>
 void quantize_blocks(const void* x, int64_t n_blocks, ScaleMode mode, uint8_t* q, uint8_t* scales) {
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const __m512i lo = _mm512_castps_si512(load16<T>(x, b * 32));
-    const __m512i hi = _mm512_castps_si512(load16<T>(x, b * 32 + 16));
-    const __m512i abs_mask = _mm512_set1_epi32(int(kAbsMask));
+  const __m512i abs_mask = _mm512_set1_epi32(int(kAbsMask));
+  int64_t b = 0;
+  // Groups of 16 blocks: one reduction tree and one vector scale computation for all of them.
+  for (; b + 16 <= n_blocks; b += 16) {
+    __m512i even[16], odd[16], m[16];
+    for (int j = 0; j < 16; ++j) {
+      load_block_even_odd<T>(x, b + j, &even[j], &odd[j]);
+      m[j] = _mm512_max_epu32(_mm512_and_si512(even[j], abs_mask), _mm512_and_si512(odd[j], abs_mask));
+    }
+    __m512i bytes;
+    __m512 multipliers;
+    __mmask16 special;
+    block_scales16(reduce_max_16x16(m), mode, &bytes, &multipliers, &special);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(scales + b), _mm512_cvtepi32_epi8(bytes));
+    alignas(64) float mult[16];
+    _mm512_store_ps(mult, multipliers);
+    for (int j = 0; j < 16; ++j) {
+      const __m512 mj = _mm512_set1_ps(mult[j]);
+      const __m512i packed = _mm512_or_si512(encode16(even[j], mj), _mm512_slli_epi32(encode16(odd[j], mj), 4));
+      const __m128i codes = ((special >> j) & 1) ? _mm_setzero_si128() : _mm512_cvtepi32_epi8(packed);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + (b + j) * 16), codes);
+    }
+  }
+  for (; b < n_blocks; ++b) {
+    __m512i even, odd;
+    load_block_even_odd<T>(x, b, &even, &odd);
     const uint32_t amax = _mm512_reduce_max_epu32(
-        _mm512_max_epu32(_mm512_and_si512(lo, abs_mask), _mm512_and_si512(hi, abs_mask)));
+        _mm512_max_epu32(_mm512_and_si512(even, abs_mask), _mm512_and_si512(odd, abs_mask)));
     __m128i* out = reinterpret_cast<__m128i*>(q + b * 16);
     if (amax >= kF32Inf) {
       scales[b] = kE8m0Nan;
@@ -116,7 +225,7 @@ void quantize_blocks(const void* x, int64_t n_blocks, ScaleMode mode, uint8_t* q
     const BlockScale s = block_scale(amax, mode);
     scales[b] = s.byte;
     const __m512 m = _mm512_set1_ps(s.multiplier);
-    _mm_storeu_si128(out, _mm_unpacklo_epi64(encode16(lo, m), encode16(hi, m)));
+    _mm_storeu_si128(out, _mm512_cvtepi32_epi8(_mm512_or_si512(encode16(even, m), _mm512_slli_epi32(encode16(odd, m), 4))));
   }
 }
 
