@@ -68,8 +68,11 @@ def main():
         eager = lambda: to_mx(x, torch.float4_e2m1fn_x2, 32, mode)
         rows.append(("torchao to_mx (eager)", timed(eager, 3, warmup=1), quant_bytes))
         compiled_fn = torch.compile(lambda t: to_mx(t, torch.float4_e2m1fn_x2, 32, mode), fullgraph=True)
-        rows.append(("torchao to_mx (torch.compile)", timed(lambda: compiled_fn(x), args.repeats, warmup=2),
-                     quant_bytes))
+        try:
+            rows.append(("torchao to_mx (torch.compile)", timed(lambda: compiled_fn(x), args.repeats, warmup=2),
+                         quant_bytes))
+        except Exception as e:  # torch 2.11's CPU inductor cannot generate code for float8_e8m0fnu
+            print(f"torchao to_mx (torch.compile) failed: {str(e).splitlines()[-1][:160]}")
 
     by_name = {r[0]: r for r in rows}
     ours = by_name["mxkernels.quantize_mxfp4"]
@@ -85,8 +88,9 @@ def main():
     out_row, copy_row = by_name["mxkernels.quantize_mxfp4(out=)"], by_name["Tensor.copy_ (no allocation)"]
     print(f"out= variant bytes/s over copy_'s: {rate(out_row) / rate(copy_row):.2f}")
     if "torchao to_mx (eager)" in by_name:
-        print(f"speed-up over torchao eager: {by_name['torchao to_mx (eager)'][1] / ours[1]:.1f}x (target >= 20x); "
-              f"over torchao compiled: {by_name['torchao to_mx (torch.compile)'][1] / ours[1]:.1f}x")
+        print(f"speed-up over torchao eager: {by_name['torchao to_mx (eager)'][1] / ours[1]:.1f}x (target >= 20x)")
+    if "torchao to_mx (torch.compile)" in by_name:
+        print(f"speed-up over torchao compiled: {by_name['torchao to_mx (torch.compile)'][1] / ours[1]:.1f}x")
 
 
 if __name__ == "__main__":

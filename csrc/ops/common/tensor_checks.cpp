@@ -30,12 +30,15 @@ core::FloatType core_float_type(at::ScalarType t) {
   }
 }
 
+std::string sym_str(const c10::SymInt& s) {
+  if (auto v = s.maybe_as_int()) return std::to_string(*v);
+  return s.toSymNodeImplUnowned()->str();
+}
+
 std::string sizes_string(c10::SymIntArrayRef sizes) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < sizes.size(); ++i) os << (i ? ", " : "") << sizes[i];
-  os << ']';
-  return os.str();
+  std::string out = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + sym_str(sizes[i]);
+  return out + "]";
 }
 
 void check_same_device(const char* op, std::initializer_list<std::pair<const char*, const at::Tensor*>> tensors) {

@@ -22,7 +22,12 @@ bool dtype_in(at::ScalarType t, std::initializer_list<at::ScalarType> dtypes);
 // float32 / bfloat16 / float16 to the core's type; anything else is a bug of the caller's check.
 core::FloatType core_float_type(at::ScalarType t);
 
-// "[4, 32]" for concrete and symbolic sizes alike.
+// A SymInt as text for error messages. Messages never stream a SymInt directly: with torch 2.11 (CUDA
+// build, seen on the device machine) `TORCH_CHECK(false, "got ", sym_int)` segfaults, even in a bare
+// extension.
+std::string sym_str(const c10::SymInt& s);
+
+// "[4, 32]" for concrete and symbolic sizes (or strides) alike.
 std::string sizes_string(c10::SymIntArrayRef sizes);
 
 // Checks that the tensors are on one device; names them in the error.

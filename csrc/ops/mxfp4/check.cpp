@@ -21,7 +21,7 @@ void check_scales_dtype(const char* op, const char* name, const at::Tensor& t) {
 }
 
 void check_last_dim_contiguous(const char* op, const char* name, const at::Tensor& t) {
-  TORCH_SYM_CHECK(t.sym_stride(-1).sym_eq(1), op, ": ", name, ".stride(-1) must be 1, got ", t.sym_stride(-1));
+  TORCH_SYM_CHECK(t.sym_stride(-1).sym_eq(1), op, ": ", name, ".stride(-1) must be 1, got ", sym_str(t.sym_stride(-1)));
 }
 
 void check_sizes_equal(const char* op, const char* name, const at::Tensor& t, const std::vector<c10::SymInt>& want) {
@@ -42,7 +42,7 @@ QuantizeMxfp4Plan check_quantize_input(const char* op, const at::Tensor& x, std:
   TORCH_CHECK(x.dim() >= 1, op, ": x must have at least one dimension, got a 0-d tensor");
   const c10::SymInt k = x.sym_size(-1);
   TORCH_SYM_CHECK(k.sym_gt(0) & (k % core::kMxfp4BlockSize).sym_eq(0), op,
-                  ": x.size(-1) must be a positive multiple of 32, got ", k);
+                  ": x.size(-1) must be a positive multiple of 32, got ", sym_str(k));
   check_last_dim_contiguous(op, "x", x);
   plan.x_type = core_float_type(x.scalar_type());
   c10::SymIntArrayRef sizes = x.sym_sizes();
@@ -68,8 +68,8 @@ QuantizeMxfp4Plan check_quantize_mxfp4_out(const at::Tensor& x, std::string_view
   check_scales_dtype(op, "scales", scales);
   check_sizes_equal(op, "q", q, plan.q_sizes);
   check_sizes_equal(op, "scales", scales, plan.scale_sizes);
-  TORCH_CHECK(q.is_contiguous(), op, ": q must be contiguous, got strides ", q.sym_strides());
-  TORCH_CHECK(scales.is_contiguous(), op, ": scales must be contiguous, got strides ", scales.sym_strides());
+  TORCH_CHECK(q.is_contiguous(), op, ": q must be contiguous, got strides ", sizes_string(q.sym_strides()));
+  TORCH_CHECK(scales.is_contiguous(), op, ": scales must be contiguous, got strides ", sizes_string(scales.sym_strides()));
   return plan;
 }
 
@@ -90,7 +90,7 @@ DequantizeMxfp4Plan check_dequantize_mxfp4(const at::Tensor& q, const at::Tensor
               sizes_string(scales.sym_sizes()), " for q of shape ", sizes_string(q.sym_sizes()));
   const c10::SymInt packed = q.sym_size(-1);
   TORCH_SYM_CHECK(packed.sym_gt(0) & (packed % core::kMxfp4BlockBytes).sym_eq(0), op,
-                  ": q.size(-1) must be a positive multiple of 16 (32 codes per scale), got ", packed);
+                  ": q.size(-1) must be a positive multiple of 16 (32 codes per scale), got ", sym_str(packed));
   for (int64_t d = 0; d + 1 < q.dim(); ++d) {
     TORCH_SYM_CHECK(scales.sym_size(d).sym_eq(q.sym_size(d)), op, ": scales of shape ",
                     sizes_string(scales.sym_sizes()), " do not match q of shape ", sizes_string(q.sym_sizes()),
