@@ -20,14 +20,24 @@ std::vector<uint16_t> random_bf16(int64_t n) {
   return v;
 }
 
+// n random bf16 values and room for their codes and scales.
+struct Buffers {
+  explicit Buffers(int64_t n) : x(random_bf16(n)), q(static_cast<size_t>(n / 2)), s(static_cast<size_t>(n / 32)) {}
+  std::vector<uint16_t> x;
+  std::vector<uint8_t> q, s;
+};
+
+bool skip_unsupported(benchmark::State& state, core::CpuIsa isa) {
+  if (core::cpu_isa_supported(isa)) return false;
+  state.SkipWithError("CPU level not supported here");
+  return true;
+}
+
 void BM_quantize_bf16(benchmark::State& state, core::CpuIsa isa, core::ScaleMode mode) {
-  if (!core::cpu_isa_supported(isa)) {
-    state.SkipWithError("CPU level not supported here");
-    return;
-  }
+  if (skip_unsupported(state, isa)) return;
   const int64_t n = state.range(0);
-  const std::vector<uint16_t> x = random_bf16(n);
-  std::vector<uint8_t> q(static_cast<size_t>(n / 2)), s(static_cast<size_t>(n / 32));
+  Buffers b(n);
+  auto& [x, q, s] = b;
   const core::Mxfp4Kernels& k = core::mxfp4_kernels(isa);
   for (auto _ : state) {
     k.quantize(x.data(), core::FloatType::bf16, n / 32, mode, q.data(), s.data());
@@ -39,13 +49,10 @@ void BM_quantize_bf16(benchmark::State& state, core::CpuIsa isa, core::ScaleMode
 }
 
 void BM_dequantize_bf16(benchmark::State& state, core::CpuIsa isa) {
-  if (!core::cpu_isa_supported(isa)) {
-    state.SkipWithError("CPU level not supported here");
-    return;
-  }
+  if (skip_unsupported(state, isa)) return;
   const int64_t n = state.range(0);
-  const std::vector<uint16_t> x = random_bf16(n);
-  std::vector<uint8_t> q(static_cast<size_t>(n / 2)), s(static_cast<size_t>(n / 32));
+  Buffers b(n);
+  auto& [x, q, s] = b;
   const core::Mxfp4Kernels& k = core::mxfp4_kernels(isa);
   k.quantize(x.data(), core::FloatType::bf16, n / 32, core::ScaleMode::rceil, q.data(), s.data());
   std::vector<uint16_t> out(static_cast<size_t>(n));

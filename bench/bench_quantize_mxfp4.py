@@ -6,23 +6,12 @@ Tensor.copy_ (the memory-traffic yardsticks). Prints times, bytes moved per seco
 """
 import argparse
 import statistics
-import time
 import warnings
 
 import torch
 
 import mxkernels
-
-
-def timed(fn, repeats, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from mxkernels._timing import median_seconds as timed
 
 
 def main():

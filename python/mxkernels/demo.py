@@ -4,12 +4,12 @@ report the error against the original and the speed, then run the ops inside tor
     python -m mxkernels.demo [--rows 4096] [--cols 2880] [--threads 2]
 """
 import argparse
-import statistics
 import time
 
 import torch
 
 import mxkernels
+from mxkernels._timing import median_seconds
 
 
 def synthetic_weight(rows: int, cols: int) -> torch.Tensor:
@@ -20,16 +20,6 @@ def synthetic_weight(rows: int, cols: int) -> torch.Tensor:
     outliers = torch.rand(rows, cols, generator=g) < 1e-3
     w = torch.where(outliers, w * 10, w)
     return w.to(torch.bfloat16)
-
-
-def median_seconds(fn, repeats=9):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def quantize_section(w: torch.Tensor) -> None:
