@@ -1,5 +1,5 @@
 # Per-level compilation of the CPU kernels: each source in MXKERNELS_ISA_SOURCES is compiled once per level
-# into an object library with that level's flags and namespace. Never -march=native: the binary must run on
+# into an object library with that level's flags and namespace. No flag tunes for the build machine: the binary must run on
 # any x86-64, and the level is picked at run time (csrc/core/cpu_isa.cpp).
 include_guard(GLOBAL)
 

@@ -33,10 +33,11 @@ void check_sizes_equal(const char* op, const char* name, const at::Tensor& t, co
   }
 }
 
-QuantizeMxfp4Plan check_quantize_input(const char* op, const at::Tensor& x, std::string_view scale_mode) {
+QuantizeMxfp4Plan check_quantize_input(const char* op, const at::Tensor& x, c10::string_view scale_mode) {
   QuantizeMxfp4Plan plan{};
-  TORCH_CHECK(core::parse_scale_mode(scale_mode, &plan.mode), op,
-              ": scale_mode must be one of 'floor', 'ceil', 'even', 'rceil', got '", scale_mode, "'");
+  const std::string_view mode_name(scale_mode.data(), scale_mode.size());
+  TORCH_CHECK(core::parse_scale_mode(mode_name, &plan.mode), op,
+              ": scale_mode must be one of 'floor', 'ceil', 'even', 'rceil', got '", mode_name, "'");
   TORCH_CHECK(dtype_in(x.scalar_type(), kFloatDtypes), op, ": x must be ", dtype_list(kFloatDtypes), ", got ",
               x.scalar_type());
   TORCH_CHECK(x.dim() >= 1, op, ": x must have at least one dimension, got a 0-d tensor");
@@ -55,11 +56,11 @@ QuantizeMxfp4Plan check_quantize_input(const char* op, const at::Tensor& x, std:
 
 }  // namespace
 
-QuantizeMxfp4Plan check_quantize_mxfp4(const at::Tensor& x, std::string_view scale_mode) {
+QuantizeMxfp4Plan check_quantize_mxfp4(const at::Tensor& x, c10::string_view scale_mode) {
   return check_quantize_input("mxkernels.quantize_mxfp4", x, scale_mode);
 }
 
-QuantizeMxfp4Plan check_quantize_mxfp4_out(const at::Tensor& x, std::string_view scale_mode, const at::Tensor& q,
+QuantizeMxfp4Plan check_quantize_mxfp4_out(const at::Tensor& x, c10::string_view scale_mode, const at::Tensor& q,
                                            const at::Tensor& scales) {
   constexpr const char* op = "mxkernels.quantize_mxfp4_out";
   QuantizeMxfp4Plan plan = check_quantize_input(op, x, scale_mode);

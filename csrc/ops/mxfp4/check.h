@@ -3,6 +3,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <c10/core/SymInt.h>
+#include <c10/util/string_view.h>
 
 #include <string_view>
 #include <vector>
@@ -18,9 +19,9 @@ struct QuantizeMxfp4Plan {
   std::vector<c10::SymInt> scale_sizes;  // [..., K / 32]
 };
 
-QuantizeMxfp4Plan check_quantize_mxfp4(const at::Tensor& x, std::string_view scale_mode);
+QuantizeMxfp4Plan check_quantize_mxfp4(const at::Tensor& x, c10::string_view scale_mode);
 // The functional variant's checks plus those of the caller's outputs.
-QuantizeMxfp4Plan check_quantize_mxfp4_out(const at::Tensor& x, std::string_view scale_mode, const at::Tensor& q,
+QuantizeMxfp4Plan check_quantize_mxfp4_out(const at::Tensor& x, c10::string_view scale_mode, const at::Tensor& q,
                                            const at::Tensor& scales);
 // The functional variant's outputs (contiguous), for the real and the Meta kernel alike.
 std::tuple<at::Tensor, at::Tensor> empty_quantize_mxfp4_outputs(const at::Tensor& x, const QuantizeMxfp4Plan& plan);

@@ -31,7 +31,7 @@ void quantize_into(const at::Tensor& x, const QuantizeMxfp4Plan& plan, uint8_t* 
 }
 
 std::tuple<at::Tensor, at::Tensor> quantize_mxfp4_cpu(const at::Tensor& x, c10::string_view scale_mode) {
-  const QuantizeMxfp4Plan plan = check_quantize_mxfp4(x, std::string_view(scale_mode.data(), scale_mode.size()));
+  const QuantizeMxfp4Plan plan = check_quantize_mxfp4(x, scale_mode);
   auto [q, scales] = empty_quantize_mxfp4_outputs(x, plan);
   quantize_into(x, plan, static_cast<uint8_t*>(q.mutable_data_ptr()), static_cast<uint8_t*>(scales.mutable_data_ptr()));
   return {q, scales};
@@ -40,7 +40,7 @@ std::tuple<at::Tensor, at::Tensor> quantize_mxfp4_cpu(const at::Tensor& x, c10::
 void quantize_mxfp4_out_cpu(const at::Tensor& x, const at::Tensor& q, const at::Tensor& scales,
                             c10::string_view scale_mode) {
   const QuantizeMxfp4Plan plan =
-      check_quantize_mxfp4_out(x, std::string_view(scale_mode.data(), scale_mode.size()), q, scales);
+      check_quantize_mxfp4_out(x, scale_mode, q, scales);
   quantize_into(x, plan, static_cast<uint8_t*>(q.mutable_data_ptr()), static_cast<uint8_t*>(scales.mutable_data_ptr()));
 }
 

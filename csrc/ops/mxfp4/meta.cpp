@@ -8,13 +8,13 @@ namespace mxkernels::ops {
 namespace {
 
 std::tuple<at::Tensor, at::Tensor> quantize_mxfp4_meta(const at::Tensor& x, c10::string_view scale_mode) {
-  const QuantizeMxfp4Plan plan = check_quantize_mxfp4(x, std::string_view(scale_mode.data(), scale_mode.size()));
+  const QuantizeMxfp4Plan plan = check_quantize_mxfp4(x, scale_mode);
   return empty_quantize_mxfp4_outputs(x, plan);
 }
 
 void quantize_mxfp4_out_meta(const at::Tensor& x, const at::Tensor& q, const at::Tensor& scales,
                              c10::string_view scale_mode) {
-  check_quantize_mxfp4_out(x, std::string_view(scale_mode.data(), scale_mode.size()), q, scales);
+  check_quantize_mxfp4_out(x, scale_mode, q, scales);
 }
 
 at::Tensor dequantize_mxfp4_meta(const at::Tensor& q, const at::Tensor& scales, at::ScalarType dtype) {
