@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "mxfp4.h"
-#include "mxfp4_kernels_isa.h"
+#include "kernel_tables.h"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>

@@ -1,0 +1,17 @@
+// The per-level kernel tables; each is defined in its own translation unit (a kernel source compiled with
+// that level's flags, see cmake/CpuIsa.cmake).
+#pragma once
+#include "fp8.h"
+#include "mxfp4.h"
+
+#define MXK_DECLARE_KERNEL_TABLES(ns)          \
+  namespace ns {                               \
+  extern const Mxfp4Kernels kMxfp4Kernels;     \
+  extern const Fp8Kernels kFp8Kernels;         \
+  }
+
+namespace mxkernels::core {
+MXK_DECLARE_KERNEL_TABLES(isa_scalar)
+MXK_DECLARE_KERNEL_TABLES(isa_avx2)
+MXK_DECLARE_KERNEL_TABLES(isa_avx512)
+}  // namespace mxkernels::core
