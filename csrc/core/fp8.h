@@ -26,6 +26,10 @@ struct Fp8Kernels {
   AbsMaxBitsFn abs_max_bits;
 };
 
+// max(amax, eps) / 448 in float32 (NaN-propagating), rounded up to a power of two when ue8m0: the scale rule
+// of every FP8 quantizer here.
+float fp8_scale(float amax, float eps, bool ue8m0);
+
 const Fp8Kernels& fp8_kernels(CpuIsa isa);
 const Fp8Kernels& fp8_kernels();
 
@@ -39,8 +43,6 @@ uint8_t e4m3_from_f32(float v);
 float e4m3_to_f32(uint8_t code);
 // The smallest power of two >= s (s > 0); NaN and +Inf stay.
 float round_up_pow2(float s);
-// max(amax, eps) / 448 in float32, NaN-propagating, optionally rounded up to a power of two.
-float fp8_group_scale(float amax, float eps, bool ue8m0);
 }  // namespace reference
 
 }  // namespace mxkernels::core

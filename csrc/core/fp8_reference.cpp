@@ -42,11 +42,6 @@ float round_up_pow2(float s) {
   return m == 0.5f ? s : std::ldexp(1.0f, e);
 }
 
-float fp8_group_scale(float amax, float eps, bool ue8m0) {
-  const float clamped = amax < eps ? eps : amax;  // NaN stays NaN, as torch.clamp
-  const float scale = clamped / kFp8E4m3Max;
-  return ue8m0 ? round_up_pow2(scale) : scale;
-}
 
 static float clamp_to_e4m3_range(float v) {
   if (std::isnan(v)) return v;
@@ -73,9 +68,17 @@ void quantize_fp8_groups(const void* x, FloatType x_type, int64_t n_groups, int6
   for (int64_t g = 0; g < n_groups; ++g) {
     const void* xg = static_cast<const char*>(x) + g * group_size * elem;
     const float amax = f32_from_bits(abs_max_bits(xg, x_type, group_size));
-    scales[g] = fp8_group_scale(amax, eps, ue8m0);
+    scales[g] = fp8_scale(amax, eps, ue8m0);
     quantize_fp8_scaled(xg, x_type, group_size, scales[g], q + g * group_size);
   }
 }
 
 }  // namespace mxkernels::core::reference
+
+namespace mxkernels::core {
+float fp8_scale(float amax, float eps, bool ue8m0) {
+  const float clamped = amax < eps ? eps : amax;  // NaN stays NaN, as torch.clamp
+  const float scale = clamped / kFp8E4m3Max;
+  return ue8m0 ? reference::round_up_pow2(scale) : scale;
+}
+}  // namespace mxkernels::core

@@ -43,3 +43,39 @@ def dequantize_mxfp4(q: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype =
         scales: ``[..., K/32]`` float8_e8m0fnu or uint8, same leading dims.
     """
     return torch.ops.mxkernels.dequantize_mxfp4(q, scales, dtype)
+
+
+def quantize_fp8(
+    x: torch.Tensor,
+    group_size: int = 128,
+    eps: float = 1e-10,
+    scale_ue8m0: bool = False,
+    *,
+    out: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-token-group FP8 (E4M3) quantization: one float32 scale per ``group_size`` consecutive values of the
+    last dim (``group_size = x.shape[-1]`` gives one scale per token).
+
+    ``scale = max(amax, eps) / 448`` (rounded up to a power of two when ``scale_ue8m0``) and
+    ``q = e4m3(clamp(x / scale, -448, 448))`` rounded to nearest even, the same on every torch version.
+
+    Args:
+        x: float32, bfloat16 or float16; last dim a positive multiple of ``group_size`` with stride 1.
+        out: optional contiguous ``(q [..., K] float8_e4m3fn or uint8, scales float32 [..., K/group_size])``.
+
+    Returns:
+        ``(q, scales)``, both contiguous.
+    """
+    if out is None:
+        return torch.ops.mxkernels.quantize_fp8(x, group_size, eps, scale_ue8m0)
+    q, scales = out
+    torch.ops.mxkernels.quantize_fp8_out(x, q, scales, group_size, eps, scale_ue8m0)
+    return q, scales
+
+
+def quantize_fp8_per_tensor(
+    x: torch.Tensor, scale: Optional[torch.Tensor] = None, eps: float = 1e-10
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-tensor FP8 (E4M3) quantization of ``x`` (any shape and layout): with ``scale`` (one float32 value,
+    positive) it is static, otherwise ``scale = max(amax(x), eps) / 448``. Returns ``(q, scale [1])``."""
+    return torch.ops.mxkernels.quantize_fp8_per_tensor(x, scale, eps)

@@ -112,3 +112,42 @@ def dequantize_mxfp4(q: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype =
     scale = torch.where(s == E8M0_NAN, float("nan"), torch.exp2(s - 127.0))
     vals = e2m1_values(codes).to(torch.float64).reshape(*codes.shape[:-1], -1, BLOCK) * scale.unsqueeze(-1)
     return vals.to(torch.float32).reshape(codes.shape).to(dtype)
+
+
+# --- FP8 E4M3 -------------------------------------------------------------------------------------------
+FP8_MAX = 448.0
+
+
+def round_up_pow2(s: torch.Tensor) -> torch.Tensor:
+    """The smallest power of two >= s, exactly (frexp, not a rounded log2); NaN and Inf stay."""
+    m, e = torch.frexp(s)
+    up = torch.where(m == 0.5, s, torch.ldexp(torch.ones_like(s), e))
+    return torch.where(torch.isfinite(s) & (s > 0), up, s)
+
+
+def fp8_scale(amax: torch.Tensor, eps: float, scale_ue8m0: bool) -> torch.Tensor:
+    """max(amax, eps) / 448 in float32, NaN-propagating; rounded up to a power of two when scale_ue8m0."""
+    scale = amax.to(torch.float32).clamp(min=eps) / FP8_MAX
+    return round_up_pow2(scale) if scale_ue8m0 else scale
+
+
+def fp8_cast(v: torch.Tensor) -> torch.Tensor:
+    """Explicit clamp to ±448, then torch's round-to-nearest-even cast: the same on every torch version."""
+    return v.clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+
+
+def quantize_fp8(x: torch.Tensor, group_size: int = 128, eps: float = 1e-10,
+                 scale_ue8m0: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The reference of ``mxkernels.quantize_fp8``: ``(q float8_e4m3fn [..., K], scales float32 [..., K/group])``."""
+    k = x.shape[-1]
+    xf = x.to(torch.float32).reshape(*x.shape[:-1], k // group_size, group_size)
+    scale = fp8_scale(xf.abs().amax(-1, keepdim=True), eps, scale_ue8m0)
+    q = fp8_cast(xf / scale)
+    return q.reshape(x.shape), scale.squeeze(-1)
+
+
+def quantize_fp8_per_tensor(x: torch.Tensor, scale=None, eps: float = 1e-10) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The reference of ``mxkernels.quantize_fp8_per_tensor``; ``scale`` (one float32) makes it static."""
+    xf = x.to(torch.float32)
+    s = fp8_scale(xf.abs().amax(), eps, False) if scale is None else scale.to(torch.float32).reshape(())
+    return fp8_cast(xf / s), s.reshape(1)
