@@ -35,6 +35,12 @@ std::string sym_str(const c10::SymInt& s) {
   return s.toSymNodeImplUnowned()->str();
 }
 
+int64_t concrete_int(const c10::SymInt& s, const char* what) {
+  const auto v = s.maybe_as_int();
+  TORCH_CHECK(v.has_value(), "mxkernels: ", what, " must be a concrete integer here, got ", sym_str(s));
+  return *v;
+}
+
 std::string sizes_string(c10::SymIntArrayRef sizes) {
   std::string out = "[";
   for (size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + sym_str(sizes[i]);

@@ -27,6 +27,9 @@ core::FloatType core_float_type(at::ScalarType t);
 // extension.
 std::string sym_str(const c10::SymInt& s);
 
+// The value of a SymInt that a real kernel needs as a number (SymInt::expect_int() would stream it on failure).
+int64_t concrete_int(const c10::SymInt& s, const char* what);
+
 // "[4, 32]" for concrete and symbolic sizes (or strides) alike.
 std::string sizes_string(c10::SymIntArrayRef sizes);
 

@@ -38,7 +38,7 @@ std::tuple<at::Tensor, at::Tensor> quantize_fp8_cpu(const at::Tensor& x, c10::Sy
                                                     bool scale_ue8m0) {
   const QuantizeFp8Plan plan = check_quantize_fp8(x, group_size, eps);
   auto [q, scales] = empty_quantize_fp8_outputs(x, plan);
-  quantize_groups_into(x, plan, group_size.expect_int(), scale_ue8m0, static_cast<uint8_t*>(q.mutable_data_ptr()),
+  quantize_groups_into(x, plan, concrete_int(group_size, "group_size"), scale_ue8m0, static_cast<uint8_t*>(q.mutable_data_ptr()),
                        scales.mutable_data_ptr<float>());
   return {q, scales};
 }
@@ -46,7 +46,7 @@ std::tuple<at::Tensor, at::Tensor> quantize_fp8_cpu(const at::Tensor& x, c10::Sy
 void quantize_fp8_out_cpu(const at::Tensor& x, const at::Tensor& q, const at::Tensor& scales, c10::SymInt group_size,
                           double eps, bool scale_ue8m0) {
   const QuantizeFp8Plan plan = check_quantize_fp8_out(x, q, scales, group_size, eps);
-  quantize_groups_into(x, plan, group_size.expect_int(), scale_ue8m0, static_cast<uint8_t*>(q.mutable_data_ptr()),
+  quantize_groups_into(x, plan, concrete_int(group_size, "group_size"), scale_ue8m0, static_cast<uint8_t*>(q.mutable_data_ptr()),
                        scales.mutable_data_ptr<float>());
 }
 
