@@ -25,7 +25,7 @@ function(mxkernels_add_isa_objects prefix)
     add_library(${target} OBJECT ${ARGN})
     set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE ON)
     # GCC 12 flags the deliberately undefined lanes inside its own AVX-512 reduction intrinsics.
-    target_compile_options(${target} PRIVATE ${MXKERNELS_ISA_FLAGS_${isa}} -Wno-maybe-uninitialized)
+    target_compile_options(${target} PRIVATE ${MXKERNELS_ISA_FLAGS_${isa}} -Wno-maybe-uninitialized -Wno-uninitialized)
     target_compile_definitions(${target} PRIVATE MXK_ISA_NS=isa_${isa})
     target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/csrc/core)
     list(APPEND libs ${target})

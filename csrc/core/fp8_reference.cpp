@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "fp8.h"
+#include "fp8_gemm.h"
 
 namespace mxkernels::core::reference {
 
@@ -70,6 +71,21 @@ void quantize_fp8_groups(const void* x, FloatType x_type, int64_t n_groups, int6
     const float amax = f32_from_bits(abs_max_bits(xg, x_type, group_size));
     scales[g] = fp8_scale(amax, eps, ue8m0);
     quantize_fp8_scaled(xg, x_type, group_size, scales[g], q + g * group_size);
+  }
+}
+
+void fp8_gemm(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
+  for (int64_t i = 0; i < p.m; ++i) {
+    for (int64_t j = n_begin; j < n_end; ++j) {
+      float total = 0.0f;
+      for (int64_t k0 = 0, kb = 0; k0 < p.k; k0 += p.k_segment, ++kb) {
+        float acc = 0.0f;
+        for (int64_t k = k0; k < k0 + p.k_segment; ++k) acc += p.a[i * p.lda + k] * e4m3_to_f32(p.b[j * p.ldb + k]);
+        total += acc * (p.a_scale.at(i, kb) * p.b_scale.at(j, kb));
+      }
+      if (p.bias != nullptr) total += p.bias[j];
+      store_from_f32(p.c, p.c_type, i * p.ldc + j, total);
+    }
   }
 }
 

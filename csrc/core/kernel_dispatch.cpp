@@ -32,4 +32,10 @@ const Fp8Kernels& fp8_kernels(CpuIsa isa) {
 }
 const Fp8Kernels& fp8_kernels() { return fp8_kernels(selected_cpu_isa()); }
 
+const Fp8GemmKernels& fp8_gemm_kernels(CpuIsa isa) {
+  return table_for(isa, isa_scalar::kFp8GemmKernels, isa_avx2::kFp8GemmKernels, isa_avx512::kFp8GemmKernels,
+                   "FP8 GEMM");
+}
+const Fp8GemmKernels& fp8_gemm_kernels() { return fp8_gemm_kernels(selected_cpu_isa()); }
+
 }  // namespace mxkernels::core

@@ -2,12 +2,14 @@
 // that level's flags, see cmake/CpuIsa.cmake).
 #pragma once
 #include "fp8.h"
+#include "fp8_gemm.h"
 #include "mxfp4.h"
 
 #define MXK_DECLARE_KERNEL_TABLES(ns)          \
   namespace ns {                               \
   extern const Mxfp4Kernels kMxfp4Kernels;     \
   extern const Fp8Kernels kFp8Kernels;         \
+  extern const Fp8GemmKernels kFp8GemmKernels; \
   }
 
 namespace mxkernels::core {

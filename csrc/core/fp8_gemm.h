@@ -1,0 +1,53 @@
+// C = A · Bᵀ with FP8 E4M3 weights B [N, K] and float32 activations A [M, K] (the op layer converts fp8 or
+// 16-bit activations to float32 exactly), per-row / per-column / per-block float32 scales, optional bias.
+#pragma once
+#include <cstdint>
+
+#include "cpu_isa.h"
+#include "float_types.h"
+
+namespace mxkernels::core {
+
+// Where the scale of (row or column i, K-segment kb) lives: scale[(i / block) * ld + kb * k_stride].
+// Per tensor: ld = 0, k_stride = 0. Per row / channel: ld = 1, k_stride = 0, block = 1. Per 128-group of
+// K: k_stride = 1. Blocks of 128 columns: block = 128.
+struct Fp8ScaleIndex {
+  const float* scale = nullptr;
+  int64_t ld = 0;
+  int64_t k_stride = 0;
+  int64_t block = 1;
+  float at(int64_t i, int64_t kb) const { return scale[(i / block) * ld + kb * k_stride]; }
+};
+
+struct Fp8GemmProblem {
+  int64_t m = 0, n = 0, k = 0;
+  const float* a = nullptr;  // [m, k], row stride lda
+  int64_t lda = 0;
+  const uint8_t* b = nullptr;  // [n, k] E4M3, row stride ldb
+  int64_t ldb = 0;
+  Fp8ScaleIndex a_scale, b_scale;
+  // Sums are taken in float32 over segments of this many K values, each scaled and added to the total
+  // (128 when a scale varies along K, else k).
+  int64_t k_segment = 0;
+  const float* bias = nullptr;  // [n] or null
+  void* c = nullptr;            // [m, n] of c_type, row stride ldc
+  FloatType c_type = FloatType::f32;
+  int64_t ldc = 0;
+};
+
+// Computes the columns [n_begin, n_end) of C for every row.
+using Fp8GemmFn = void (*)(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end);
+
+struct Fp8GemmKernels {
+  Fp8GemmFn gemm;
+};
+
+const Fp8GemmKernels& fp8_gemm_kernels(CpuIsa isa);
+const Fp8GemmKernels& fp8_gemm_kernels();
+
+namespace reference {
+// Plain loops, the same segment rule, float32 sums in K order.
+void fp8_gemm(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end);
+}  // namespace reference
+
+}  // namespace mxkernels::core

@@ -1,0 +1,268 @@
+// FP8 (E4M3) weight GEMM, compiled once per CPU level (see mxfp4_kernels.cpp for the scheme).
+//
+// Two paths, both accumulating in float32 per K-segment and adding segment · a_scale · b_scale to a total:
+// - skinny (m <= 4, decode): each column's fp8 row is converted to float32 in registers and multiplied into
+//   every row of A, so the weights are read once, as bytes;
+// - packed (larger m): a panel of 2 vectors' worth of columns is converted to float32 once ([k][columns]) and
+//   reused by an MR x (2 vectors) register-blocked FMA microkernel over all rows.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <cstdlib>
+#include <limits>
+#include <new>
+
+#include "fp8_gemm.h"
+#include "kernel_tables.h"
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace mxkernels::core::MXK_ISA_NS {
+namespace {
+
+// E4M3 magnitude bits placed in an fp32's exponent and mantissa, times 2^120, give the value (subnormals too,
+// with the default floating-point environment); 0x7F / 0xFF are NaN.
+constexpr float kE4m3Rebias = 1.329227995784916e+36f;  // 2^120
+
+float e4m3_value(uint8_t b) {
+  if ((b & 0x7F) == 0x7F) return std::copysign(std::numeric_limits<float>::quiet_NaN(), (b & 0x80) ? -1.0f : 1.0f);
+  const float mag = f32_from_bits(uint32_t(b & 0x7F) << 20) * kE4m3Rebias;
+  return (b & 0x80) ? -mag : mag;
+}
+
+#if defined(__AVX512F__)
+
+constexpr int kLanes = 16;
+constexpr int kMr = 6;
+using Vec = __m512;
+inline Vec vzero() { return _mm512_setzero_ps(); }
+inline Vec vset1(float x) { return _mm512_set1_ps(x); }
+inline Vec vload(const float* p) { return _mm512_loadu_ps(p); }
+inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline Vec vmul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+inline Vec vadd(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+inline float vsum(Vec a) { return _mm512_reduce_add_ps(a); }
+inline Vec vcvt_e4m3(const uint8_t* p) {
+  const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m512i t = _mm512_slli_epi32(x, 20);  // mantissa at 20..22, exponent at 23..26, sign at 27
+  const __m512i mag = _mm512_and_si512(t, _mm512_set1_epi32(0x07F00000));
+  const __m512i sign = _mm512_and_si512(_mm512_slli_epi32(t, 4), _mm512_set1_epi32(int(0x80000000u)));
+  const __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_or_si512(mag, sign)), _mm512_set1_ps(kE4m3Rebias));
+  const __mmask16 nan = _mm512_cmpeq_epi32_mask(mag, _mm512_set1_epi32(0x07F00000));
+  return _mm512_mask_blend_ps(nan, v, _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_set1_epi32(0x7FC00000))));
+}
+
+#elif defined(__AVX2__)
+
+constexpr int kLanes = 8;
+constexpr int kMr = 3;
+using Vec = __m256;
+inline Vec vzero() { return _mm256_setzero_ps(); }
+inline Vec vset1(float x) { return _mm256_set1_ps(x); }
+inline Vec vload(const float* p) { return _mm256_loadu_ps(p); }
+inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline Vec vmul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
+inline Vec vadd(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+inline float vsum(Vec a) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+inline Vec vcvt_e4m3(const uint8_t* p) {
+  int64_t eight;
+  std::memcpy(&eight, p, 8);
+  const __m256i x = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(eight));
+  const __m256i t = _mm256_slli_epi32(x, 20);
+  const __m256i mag = _mm256_and_si256(t, _mm256_set1_epi32(0x07F00000));
+  const __m256i sign = _mm256_and_si256(_mm256_slli_epi32(t, 4), _mm256_set1_epi32(int(0x80000000u)));
+  const __m256 v = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_or_si256(mag, sign)), _mm256_set1_ps(kE4m3Rebias));
+  const __m256 nan = _mm256_castsi256_ps(_mm256_cmpeq_epi32(mag, _mm256_set1_epi32(0x07F00000)));
+  return _mm256_blendv_ps(v, _mm256_castsi256_ps(_mm256_or_si256(sign, _mm256_set1_epi32(0x7FC00000))), nan);
+}
+
+#else  // portable scalar level: one-lane "vectors"
+
+constexpr int kLanes = 1;
+constexpr int kMr = 4;
+using Vec = float;
+inline Vec vzero() { return 0.0f; }
+inline Vec vset1(float x) { return x; }
+inline Vec vload(const float* p) { return *p; }
+inline Vec vfma(Vec a, Vec b, Vec c) { return a * b + c; }
+inline Vec vmul(Vec a, Vec b) { return a * b; }
+inline Vec vadd(Vec a, Vec b) { return a + b; }
+inline float vsum(Vec a) { return a; }
+inline Vec vcvt_e4m3(const uint8_t* p) { return e4m3_value(*p); }
+
+#endif
+
+constexpr int kNr = 2 * kLanes;  // columns per panel
+
+// A float buffer with internal linkage: a std::vector here would instantiate weak symbols that the linker
+// could pick for code of another CPU level (tests/CMakeLists.txt checks for them).
+struct FloatBuffer {
+  explicit FloatBuffer(size_t n) : data(static_cast<float*>(std::malloc(n * sizeof(float) + 64))) {
+    if (data == nullptr) throw std::bad_alloc();
+  }
+  ~FloatBuffer() { std::free(data); }
+  FloatBuffer(const FloatBuffer&) = delete;
+  FloatBuffer& operator=(const FloatBuffer&) = delete;
+  float* data;
+};
+
+// --- skinny path ------------------------------------------------------------------------------------------
+
+// Rows [0, M) of column j (M <= 4); two columns at a time when pair is set, for more independent sums.
+template <int M>
+void skinny_columns(const Fp8GemmProblem& p, int64_t j, bool pair, float* out /* [M][2] */) {
+  const int cols = pair ? 2 : 1;
+  Vec total[M][2];
+  for (int r = 0; r < M; ++r) total[r][0] = total[r][1] = vzero();
+  float total_tail[M][2] = {};
+  for (int64_t k0 = 0, kb = 0; k0 < p.k; k0 += p.k_segment, ++kb) {
+    const int64_t k1 = k0 + p.k_segment;
+    Vec acc[M][2];
+    for (int r = 0; r < M; ++r) acc[r][0] = acc[r][1] = vzero();
+    int64_t k = k0;
+    for (; k + kLanes <= k1; k += kLanes) {
+      const Vec b0 = vcvt_e4m3(p.b + j * p.ldb + k);
+      const Vec b1 = pair ? vcvt_e4m3(p.b + (j + 1) * p.ldb + k) : vzero();
+      for (int r = 0; r < M; ++r) {
+        const Vec a = vload(p.a + r * p.lda + k);
+        acc[r][0] = vfma(a, b0, acc[r][0]);
+        if (pair) acc[r][1] = vfma(a, b1, acc[r][1]);
+      }
+    }
+    float tail[M][2] = {};
+    for (; k < k1; ++k) {
+      for (int c = 0; c < cols; ++c) {
+        const float b = e4m3_value(p.b[(j + c) * p.ldb + k]);
+        for (int r = 0; r < M; ++r) tail[r][c] += p.a[r * p.lda + k] * b;
+      }
+    }
+    for (int r = 0; r < M; ++r) {
+      for (int c = 0; c < cols; ++c) {
+        const float s = p.a_scale.at(r, kb) * p.b_scale.at(j + c, kb);
+        total[r][c] = vfma(acc[r][c], vset1(s), total[r][c]);
+        total_tail[r][c] += tail[r][c] * s;
+      }
+    }
+  }
+  for (int r = 0; r < M; ++r)
+    for (int c = 0; c < cols; ++c) out[r * 2 + c] = vsum(total[r][c]) + total_tail[r][c];
+}
+
+template <int M>
+void skinny(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
+  float out[M * 2];
+  for (int64_t j = n_begin; j < n_end;) {
+    const bool pair = j + 1 < n_end;
+    skinny_columns<M>(p, j, pair, out);
+    for (int c = 0; c < (pair ? 2 : 1); ++c) {
+      for (int r = 0; r < M; ++r) {
+        const float v = out[r * 2 + c] + (p.bias ? p.bias[j + c] : 0.0f);
+        store_from_f32(p.c, p.c_type, r * p.ldc + j + c, v);
+      }
+    }
+    j += pair ? 2 : 1;
+  }
+}
+
+// --- packed path ------------------------------------------------------------------------------------------
+
+// Columns [j0, j0 + kNr) of B as float32, [k][kNr]; columns past n_end are zero.
+void pack_panel(const Fp8GemmProblem& p, int64_t j0, int64_t n_end, float* panel) {
+  static const struct Table {
+    float v[256];
+    Table() {
+      for (int b = 0; b < 256; ++b) v[b] = e4m3_value(uint8_t(b));
+    }
+  } table;
+  for (int c = 0; c < kNr; ++c) {
+    const int64_t j = j0 + c;
+    if (j >= n_end) {
+      for (int64_t k = 0; k < p.k; ++k) panel[k * kNr + c] = 0.0f;
+      continue;
+    }
+    const uint8_t* row = p.b + j * p.ldb;
+    for (int64_t k = 0; k < p.k; ++k) panel[k * kNr + c] = table.v[row[k]];
+  }
+}
+
+// Rows [i0, i0 + MR) x the panel's columns; cols (<= kNr) of them are stored.
+template <int MR>
+void micro_kernel(const Fp8GemmProblem& p, const float* panel, const float* col_scale /* [segments][kNr] */,
+                  int64_t i0, int64_t j0, int cols) {
+  Vec total[MR][2];
+  for (int r = 0; r < MR; ++r) total[r][0] = total[r][1] = vzero();
+  for (int64_t k0 = 0, kb = 0; k0 < p.k; k0 += p.k_segment, ++kb) {
+    Vec acc[MR][2];
+    for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = vzero();
+    const float* a = p.a + i0 * p.lda;
+    for (int64_t k = k0; k < k0 + p.k_segment; ++k) {
+      const Vec b0 = vload(panel + k * kNr), b1 = vload(panel + k * kNr + kLanes);
+      for (int r = 0; r < MR; ++r) {
+        const Vec ar = vset1(a[r * p.lda + k]);
+        acc[r][0] = vfma(ar, b0, acc[r][0]);
+        acc[r][1] = vfma(ar, b1, acc[r][1]);
+      }
+    }
+    const Vec s0 = vload(col_scale + kb * kNr), s1 = vload(col_scale + kb * kNr + kLanes);
+    for (int r = 0; r < MR; ++r) {
+      const Vec sa = vset1(p.a_scale.at(i0 + r, kb));
+      total[r][0] = vfma(acc[r][0], vmul(sa, s0), total[r][0]);
+      total[r][1] = vfma(acc[r][1], vmul(sa, s1), total[r][1]);
+    }
+  }
+  alignas(64) float row[kNr];
+  for (int r = 0; r < MR; ++r) {
+    std::memcpy(row, &total[r][0], sizeof(Vec));
+    std::memcpy(row + kLanes, &total[r][1], sizeof(Vec));
+    for (int c = 0; c < cols; ++c) {
+      const float v = row[c] + (p.bias ? p.bias[j0 + c] : 0.0f);
+      store_from_f32(p.c, p.c_type, (i0 + r) * p.ldc + j0 + c, v);
+    }
+  }
+}
+
+void packed(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
+  const int64_t segments = p.k / p.k_segment;
+  FloatBuffer panel(size_t(p.k) * kNr);
+  FloatBuffer col_scale(size_t(segments) * kNr);
+  for (int64_t j0 = n_begin; j0 < n_end; j0 += kNr) {
+    const int cols = int(std::min<int64_t>(kNr, n_end - j0));
+    pack_panel(p, j0, n_end, panel.data);
+    for (int64_t kb = 0; kb < segments; ++kb)
+      for (int c = 0; c < kNr; ++c) col_scale.data[kb * kNr + c] = c < cols ? p.b_scale.at(j0 + c, kb) : 0.0f;
+    int64_t i = 0;
+    for (; i + kMr <= p.m; i += kMr) micro_kernel<kMr>(p, panel.data, col_scale.data, i, j0, cols);
+    switch (p.m - i) {
+      case 1: micro_kernel<1>(p, panel.data, col_scale.data, i, j0, cols); break;
+      case 2: micro_kernel<2>(p, panel.data, col_scale.data, i, j0, cols); break;
+      case 3: if constexpr (kMr > 3) micro_kernel<3>(p, panel.data, col_scale.data, i, j0, cols); break;
+      case 4: if constexpr (kMr > 4) micro_kernel<4>(p, panel.data, col_scale.data, i, j0, cols); break;
+      case 5: if constexpr (kMr > 5) micro_kernel<5>(p, panel.data, col_scale.data, i, j0, cols); break;
+      default: break;
+    }
+  }
+}
+
+void gemm(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
+  switch (p.m) {
+    case 0: return;
+    case 1: return skinny<1>(p, n_begin, n_end);
+    case 2: return skinny<2>(p, n_begin, n_end);
+    case 3: return skinny<3>(p, n_begin, n_end);
+    case 4: return skinny<4>(p, n_begin, n_end);
+    default: return packed(p, n_begin, n_end);
+  }
+}
+
+}  // namespace
+
+const Fp8GemmKernels kFp8GemmKernels = {&gemm};
+
+}  // namespace mxkernels::core::MXK_ISA_NS

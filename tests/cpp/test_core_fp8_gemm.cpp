@@ -1,0 +1,156 @@
+// The FP8 GEMM kernels of every CPU level against a float64 reference, within the error bound of float32
+// accumulation: |C - C64| <= 2 (K + 4) 2^-24 sum_k |a b sa sb| + one rounding into the output type.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cpu_isa.h"
+#include "fp8.h"
+#include "fp8_gemm.h"
+
+namespace core = mxkernels::core;
+using core::CpuIsa;
+using core::FloatType;
+
+namespace {
+
+enum class Layout { tensor, row, block };
+
+struct Case {
+  int64_t m, n, k;
+  Layout a_layout, b_layout;
+  bool bias;
+  FloatType out;
+};
+
+std::string describe(const Case& c, CpuIsa isa) {
+  return std::string(core::cpu_isa_name(isa)) + " m=" + std::to_string(c.m) + " n=" + std::to_string(c.n) +
+         " k=" + std::to_string(c.k) + " a_layout=" + std::to_string(int(c.a_layout)) + " b_layout=" +
+         std::to_string(int(c.b_layout)) + " bias=" + std::to_string(c.bias) + " out=" + core::float_type_name(c.out);
+}
+
+void run_case(const Case& c, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> pos(0.5f, 2.0f);
+  const bool blocked = c.a_layout == Layout::block || c.b_layout == Layout::block;
+  const int64_t seg = blocked ? 128 : c.k;
+  const int64_t kb = c.k / seg;
+  std::vector<float> a(size_t(c.m * c.k));
+  for (auto& v : a) v = normal(rng);
+  std::vector<uint8_t> b(size_t(c.n * c.k));
+  for (auto& v : b) v = core::reference::e4m3_from_f32(normal(rng) * 8.0f);
+  // Scales in their natural shapes, indexed as the op layer indexes them.
+  core::Fp8ScaleIndex sa, sb;
+  std::vector<float> a_scale, b_scale;
+  switch (c.a_layout) {
+    case Layout::tensor: a_scale = {pos(rng)}; break;
+    case Layout::row: a_scale.resize(size_t(c.m)); sa.ld = 1; break;
+    case Layout::block: a_scale.resize(size_t(c.m * kb)); sa.ld = kb; sa.k_stride = 1; break;
+  }
+  switch (c.b_layout) {
+    case Layout::tensor: b_scale = {pos(rng)}; break;
+    case Layout::row: b_scale.resize(size_t(c.n)); sb.ld = 1; break;
+    case Layout::block: b_scale.resize(size_t(((c.n + 127) / 128) * kb)); sb.ld = kb; sb.k_stride = 1; sb.block = 128; break;
+  }
+  for (auto& v : a_scale) v = pos(rng);
+  for (auto& v : b_scale) v = pos(rng) / 64.0f;
+  sa.scale = a_scale.data();
+  sb.scale = b_scale.data();
+  std::vector<float> bias(size_t(c.n));
+  for (auto& v : bias) v = normal(rng);
+
+  // float64 reference and the absolute-value sums for the bound.
+  std::vector<double> want(size_t(c.m * c.n)), mag(size_t(c.m * c.n));
+  for (int64_t i = 0; i < c.m; ++i) {
+    for (int64_t j = 0; j < c.n; ++j) {
+      double s = 0, m = 0;
+      for (int64_t k = 0; k < c.k; ++k) {
+        const double t = double(a[i * c.k + k]) * core::reference::e4m3_to_f32(b[j * c.k + k]) * sa.at(i, k / seg) *
+                         sb.at(j, k / seg);
+        s += t;
+        m += std::fabs(t);
+      }
+      if (c.bias) {
+        s += bias[j];
+        m += std::fabs(bias[j]);
+      }
+      want[i * c.n + j] = s;
+      mag[i * c.n + j] = m;
+    }
+  }
+  const double out_rel = c.out == FloatType::f32 ? std::ldexp(1.0, -24) : c.out == FloatType::bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+  const double out_abs = c.out == FloatType::f16 ? std::ldexp(1.0, -25) : 0.0;
+
+  for (CpuIsa isa : core::compiled_cpu_isas()) {
+    if (!core::cpu_isa_supported(isa)) continue;
+    std::vector<uint8_t> out(size_t(c.m * c.n) * core::float_type_bytes(c.out), 0xEE);
+    core::Fp8GemmProblem p;
+    p.m = c.m; p.n = c.n; p.k = c.k;
+    p.a = a.data(); p.lda = c.k;
+    p.b = b.data(); p.ldb = c.k;
+    p.a_scale = sa; p.b_scale = sb;
+    p.k_segment = seg;
+    p.bias = c.bias ? bias.data() : nullptr;
+    p.c = out.data(); p.c_type = c.out; p.ldc = c.n;
+    // Two column ranges, as two threads would compute them.
+    const int64_t split = c.n / 2;
+    core::fp8_gemm_kernels(isa).gemm(p, 0, split);
+    core::fp8_gemm_kernels(isa).gemm(p, split, c.n);
+    for (int64_t i = 0; i < c.m * c.n; ++i) {
+      const double got = core::load_as_f32(out.data(), c.out, i);
+      const double tol = 2.0 * double(c.k + 4) * std::ldexp(1.0, -24) * mag[i] + out_rel * std::fabs(want[i]) + out_abs;
+      ASSERT_LE(std::fabs(got - want[i]), tol) << describe(c, isa) << " at " << i << ": got " << got << " want " << want[i];
+    }
+  }
+}
+
+TEST(Fp8GemmCore, MatchesFloat64WithinAccumulationBound) {
+  uint32_t seed = 1;
+  for (int64_t m : {1, 2, 3, 4, 5, 7, 13}) {
+    for (int64_t n : {1, 17, 64, 130}) {
+      for (Layout al : {Layout::tensor, Layout::row, Layout::block}) {
+        for (Layout bl : {Layout::tensor, Layout::row, Layout::block}) {
+          run_case({m, n, 256, al, bl, (m + n) % 2 == 0, FloatType::f32}, seed++);
+        }
+      }
+    }
+  }
+}
+
+TEST(Fp8GemmCore, OutputTypesBiasAndOddK) {
+  uint32_t seed = 100;
+  for (FloatType out : {FloatType::f32, FloatType::bf16, FloatType::f16}) {
+    for (int64_t m : {1, 4, 6, 9}) {
+      run_case({m, 33, 100, Layout::row, Layout::row, true, out}, seed++);     // K not a multiple of the lanes
+      run_case({m, 40, 384, Layout::block, Layout::block, true, out}, seed++);
+    }
+  }
+}
+
+TEST(Fp8GemmCore, NanWeightsPropagate) {
+  std::vector<float> a(32, 1.0f);
+  std::vector<uint8_t> b(2 * 32, 0x38);  // 1.0
+  b[5] = 0x7F;                           // NaN in column 0
+  float scale = 1.0f;
+  for (CpuIsa isa : core::compiled_cpu_isas()) {
+    if (!core::cpu_isa_supported(isa)) continue;
+    for (int64_t m : {1, 5}) {
+      std::vector<float> aa(size_t(m * 32), 1.0f), out(size_t(m * 2));
+      core::Fp8GemmProblem p;
+      p.m = m; p.n = 2; p.k = 32; p.a = aa.data(); p.lda = 32; p.b = b.data(); p.ldb = 32;
+      p.a_scale.scale = &scale; p.b_scale.scale = &scale; p.k_segment = 32;
+      p.c = out.data(); p.c_type = FloatType::f32; p.ldc = 2;
+      core::fp8_gemm_kernels(isa).gemm(p, 0, 2);
+      for (int64_t i = 0; i < m; ++i) {
+        EXPECT_TRUE(std::isnan(out[i * 2])) << core::cpu_isa_name(isa);
+        EXPECT_EQ(out[i * 2 + 1], 32.0f) << core::cpu_isa_name(isa);
+      }
+    }
+  }
+}
+
+}  // namespace
