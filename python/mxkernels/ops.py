@@ -79,3 +79,37 @@ def quantize_fp8_per_tensor(
     """Per-tensor FP8 (E4M3) quantization of ``x`` (any shape and layout): with ``scale`` (one float32 value,
     positive) it is static, otherwise ``scale = max(amax(x), eps) / 448``. Returns ``(q, scale [1])``."""
     return torch.ops.mxkernels.quantize_fp8_per_tensor(x, scale, eps)
+
+
+def fp8_gemm(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    a_scale: torch.Tensor,
+    b_scale: torch.Tensor,
+    bias: Optional[torch.Tensor] = None,
+    out_dtype: Optional[torch.dtype] = None,
+) -> torch.Tensor:
+    """W8A8 FP8 GEMM: ``(a * a_scale) @ (b * b_scale).T + bias``, accumulated in float32.
+
+    Args:
+        a: float8_e4m3fn ``[..., K]`` (leading dims are kept in the output).
+        b: float8_e4m3fn ``[N, K]`` (the nn.Linear layout), last dim contiguous.
+        a_scale: float32, per tensor (``[]`` or ``[1]``), per token (``[..., 1]``) or per group of 128 along K
+            (``[..., K/128]``).
+        b_scale: float32, per tensor, per channel (``[N]``) or 128x128 blocks (``[ceil(N/128), K/128]``).
+        bias: optional ``[N]`` (float32 / bfloat16 / float16).
+        out_dtype: bfloat16 (default), float16 or float32.
+
+    Returns:
+        ``[..., N]`` of ``out_dtype``, contiguous.
+    """
+    return torch.ops.mxkernels.fp8_gemm(a, b, a_scale, b_scale, bias, out_dtype)
+
+
+def fp8_gemm_w8a16(
+    x: torch.Tensor, b: torch.Tensor, b_scale: torch.Tensor, bias: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """W8A16 GEMM: ``x @ (b * b_scale).T + bias`` with float32 / bfloat16 / float16 activations ``x [..., K]`` kept
+    in their precision (converted to float32 exactly), FP8 weights ``b [N, K]``; output in x's dtype. ``b_scale`` as
+    in :func:`fp8_gemm`."""
+    return torch.ops.mxkernels.fp8_gemm_w8a16(x, b, b_scale, bias)

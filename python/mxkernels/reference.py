@@ -151,3 +151,31 @@ def quantize_fp8_per_tensor(x: torch.Tensor, scale=None, eps: float = 1e-10) -> 
     xf = x.to(torch.float32)
     s = fp8_scale(xf.abs().amax(), eps, False) if scale is None else scale.to(torch.float32).reshape(())
     return fp8_cast(xf / s), s.reshape(1)
+
+
+def _expand_activation_scale(a_scale: torch.Tensor, a_shape) -> torch.Tensor:
+    if a_scale.numel() == 1 and (a_scale.dim() == 0 or len(a_shape) > 1 or a_scale.dim() == 1):
+        return a_scale.to(torch.float64).reshape(())
+    if a_scale.shape[-1] == 1:
+        return a_scale.to(torch.float64)
+    return a_scale.to(torch.float64).repeat_interleave(128, -1)
+
+
+def _expand_weight_scale(b_scale: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    s = b_scale.to(torch.float64)
+    if s.numel() == 1:
+        return s.reshape(())
+    if s.dim() == 1:
+        return s[:, None]
+    return s.repeat_interleave(128, 0)[:n].repeat_interleave(128, 1)[:, :k]
+
+
+def fp8_gemm(a: torch.Tensor, b: torch.Tensor, a_scale: torch.Tensor, b_scale: torch.Tensor,
+             bias=None) -> torch.Tensor:
+    """float64 reference of ``mxkernels.fp8_gemm`` / ``fp8_gemm_w8a16`` (pass ``a_scale = torch.ones(1)`` for W8A16):
+    dequantize both operands exactly, multiply in float64. Returns float64 ``[..., N]``."""
+    n, k = b.shape
+    a64 = a.to(torch.float64) * _expand_activation_scale(a_scale, a.shape)
+    b64 = b.to(torch.float64) * _expand_weight_scale(b_scale, n, k)
+    out = a64 @ b64.T
+    return out + bias.to(torch.float64) if bias is not None else out

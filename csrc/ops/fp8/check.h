@@ -32,4 +32,23 @@ QuantizeFp8PerTensorPlan check_quantize_fp8_per_tensor(const at::Tensor& x, cons
 // q (x's shape, contiguous) and the scale ([1] float32).
 std::tuple<at::Tensor, at::Tensor> empty_quantize_fp8_per_tensor_outputs(const at::Tensor& x);
 
+// How a scale tensor maps onto rows (activations) or columns (weights) and K.
+enum class Fp8ScaleKind { tensor, row, group128 };
+
+struct Fp8GemmPlan {
+  Fp8ScaleKind a_scale_kind = Fp8ScaleKind::tensor;  // per tensor / per token / per group of 128 along K
+  Fp8ScaleKind b_scale_kind = Fp8ScaleKind::tensor;  // per tensor / per channel / 128 x 128 blocks
+  at::ScalarType out_dtype = at::kBFloat16;
+  std::vector<c10::SymInt> out_sizes;  // [..., N]
+};
+
+// W8A8: a float8_e4m3fn [..., K], b float8_e4m3fn [N, K].
+Fp8GemmPlan check_fp8_gemm(const at::Tensor& a, const at::Tensor& b, const at::Tensor& a_scale,
+                           const at::Tensor& b_scale, const std::optional<at::Tensor>& bias,
+                           std::optional<at::ScalarType> out_dtype);
+// W8A16: x float32 / bfloat16 / float16 [..., K], b float8_e4m3fn [N, K]; the output takes x's dtype.
+Fp8GemmPlan check_fp8_gemm_w8a16(const at::Tensor& x, const at::Tensor& b, const at::Tensor& b_scale,
+                                 const std::optional<at::Tensor>& bias);
+at::Tensor empty_fp8_gemm_output(const at::Tensor& a, const Fp8GemmPlan& plan);
+
 }  // namespace mxkernels::ops

@@ -21,9 +21,21 @@ std::tuple<at::Tensor, at::Tensor> quantize_fp8_per_tensor_meta(const at::Tensor
   return empty_quantize_fp8_per_tensor_outputs(x);
 }
 
+at::Tensor fp8_gemm_meta(const at::Tensor& a, const at::Tensor& b, const at::Tensor& a_scale, const at::Tensor& b_scale,
+                         const std::optional<at::Tensor>& bias, std::optional<at::ScalarType> out_dtype) {
+  return empty_fp8_gemm_output(a, check_fp8_gemm(a, b, a_scale, b_scale, bias, out_dtype));
+}
+
+at::Tensor fp8_gemm_w8a16_meta(const at::Tensor& x, const at::Tensor& b, const at::Tensor& b_scale,
+                               const std::optional<at::Tensor>& bias) {
+  return empty_fp8_gemm_output(x, check_fp8_gemm_w8a16(x, b, b_scale, bias));
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mxkernels, Meta, m) {
+  m.impl("fp8_gemm", &fp8_gemm_meta);
+  m.impl("fp8_gemm_w8a16", &fp8_gemm_w8a16_meta);
   m.impl("quantize_fp8", &quantize_fp8_meta);
   m.impl("quantize_fp8_out", &quantize_fp8_out_meta);
   m.impl("quantize_fp8_per_tensor", &quantize_fp8_per_tensor_meta);

@@ -8,4 +8,7 @@ TORCH_LIBRARY_FRAGMENT(mxkernels, m) {
         {at::Tag::pt2_compliant_tag});
   m.def("quantize_fp8_per_tensor(Tensor x, Tensor? scale=None, float eps=1e-10) -> (Tensor q, Tensor scale)",
         {at::Tag::pt2_compliant_tag});
+  m.def("fp8_gemm(Tensor a, Tensor b, Tensor a_scale, Tensor b_scale, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor",
+        {at::Tag::pt2_compliant_tag});
+  m.def("fp8_gemm_w8a16(Tensor x, Tensor b, Tensor b_scale, Tensor? bias=None) -> Tensor", {at::Tag::pt2_compliant_tag});
 }
