@@ -54,6 +54,24 @@ inline Vec vcvt_e4m3(const uint8_t* p) {
   return _mm512_mask_blend_ps(nan, v, _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_set1_epi32(0x7FC00000))));
 }
 
+// 32 E4M3 codes to float32 values times 2^-8: a sign-extended byte shifted left by 7 and masked is the float16
+// with the same exponent and mantissa bits (worth value * 2^-8, subnormals included), which vcvtph2ps widens
+// exactly. The byte maximum of the magnitudes tracks NaN codes (0x7F), which this route would not produce.
+constexpr int kCvtVecs = 32 / kLanes;
+struct NanTrack {
+  __m256i max = _mm256_setzero_si256();
+  bool seen() const {
+    return _mm256_movemask_epi8(_mm256_cmpeq_epi8(max, _mm256_set1_epi8(0x7F))) != 0;
+  }
+};
+inline void cvt32_e4m3_div256(const uint8_t* p, Vec out[kCvtVecs], NanTrack& nan) {
+  const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  nan.max = _mm256_max_epu8(nan.max, _mm256_and_si256(bytes, _mm256_set1_epi8(0x7F)));
+  const __m512i h = _mm512_and_si512(_mm512_slli_epi16(_mm512_cvtepi8_epi16(bytes), 7), _mm512_set1_epi16(int16_t(0xBF80)));
+  out[0] = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+  out[1] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+}
+
 #elif defined(__AVX2__)
 
 constexpr int kLanes = 8;
@@ -83,6 +101,25 @@ inline Vec vcvt_e4m3(const uint8_t* p) {
   return _mm256_blendv_ps(v, _mm256_castsi256_ps(_mm256_or_si256(sign, _mm256_set1_epi32(0x7FC00000))), nan);
 }
 
+constexpr int kCvtVecs = 32 / kLanes;
+struct NanTrack {
+  __m256i max = _mm256_setzero_si256();
+  bool seen() const {
+    return _mm256_movemask_epi8(_mm256_cmpeq_epi8(max, _mm256_set1_epi8(0x7F))) != 0;
+  }
+};
+inline void cvt32_e4m3_div256(const uint8_t* p, Vec out[kCvtVecs], NanTrack& nan) {
+  const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  nan.max = _mm256_max_epu8(nan.max, _mm256_and_si256(bytes, _mm256_set1_epi8(0x7F)));
+  const __m256i mask = _mm256_set1_epi16(int16_t(0xBF80));
+  const __m256i lo = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(bytes)), 7), mask);
+  const __m256i hi = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(bytes, 1)), 7), mask);
+  out[0] = _mm256_cvtph_ps(_mm256_castsi256_si128(lo));
+  out[1] = _mm256_cvtph_ps(_mm256_extracti128_si256(lo, 1));
+  out[2] = _mm256_cvtph_ps(_mm256_castsi256_si128(hi));
+  out[3] = _mm256_cvtph_ps(_mm256_extracti128_si256(hi, 1));
+}
+
 #else  // portable scalar level: one-lane "vectors"
 
 constexpr int kLanes = 1;
@@ -97,9 +134,29 @@ inline Vec vadd(Vec a, Vec b) { return a + b; }
 inline float vsum(Vec a) { return a; }
 inline Vec vcvt_e4m3(const uint8_t* p) { return e4m3_value(*p); }
 
+constexpr int kCvtVecs = 32;
+struct NanTrack {
+  bool nan = false;
+  bool seen() const { return nan; }
+};
+inline void cvt32_e4m3_div256(const uint8_t* p, Vec out[kCvtVecs], NanTrack& track) {
+  for (int i = 0; i < 32; ++i) {
+    out[i] = e4m3_value(p[i]) * (1.0f / 256.0f);
+    track.nan |= (p[i] & 0x7F) == 0x7F;
+  }
+}
+
 #endif
 
 constexpr int kNr = 2 * kLanes;  // columns per panel
+
+inline void prefetch(const uint8_t* p) {
+#if defined(__AVX2__) || defined(__AVX512F__)
+  _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+#else
+  __builtin_prefetch(p);
+#endif
+}
 
 // A float buffer with internal linkage: a std::vector here would instantiate weak symbols that the linker
 // could pick for code of another CPU level (tests/CMakeLists.txt checks for them).
@@ -115,25 +172,35 @@ struct FloatBuffer {
 
 // --- skinny path ------------------------------------------------------------------------------------------
 
-// Rows [0, M) of column j (M <= 4); two columns at a time when pair is set, for more independent sums.
+// Rows [0, M) of column j (M <= 4), two columns at a time when pair is set, for more independent sums. The weights
+// are converted 32 at a time as value * 2^-8; the segment scale carries the 2^8 back.
 template <int M>
-void skinny_columns(const Fp8GemmProblem& p, int64_t j, bool pair, float* out /* [M][2] */) {
+void skinny_columns(const Fp8GemmProblem& p, int64_t j, bool pair, int64_t n_end, float* out /* [M][2] */) {
   const int cols = pair ? 2 : 1;
+  const int64_t prefetch_rows = std::min<int64_t>(4, n_end - (j + 2));
   Vec total[M][2];
   for (int r = 0; r < M; ++r) total[r][0] = total[r][1] = vzero();
   float total_tail[M][2] = {};
+  NanTrack nan[2];
   for (int64_t k0 = 0, kb = 0; k0 < p.k; k0 += p.k_segment, ++kb) {
     const int64_t k1 = k0 + p.k_segment;
     Vec acc[M][2];
     for (int r = 0; r < M; ++r) acc[r][0] = acc[r][1] = vzero();
     int64_t k = k0;
-    for (; k + kLanes <= k1; k += kLanes) {
-      const Vec b0 = vcvt_e4m3(p.b + j * p.ldb + k);
-      const Vec b1 = pair ? vcvt_e4m3(p.b + (j + 1) * p.ldb + k) : vzero();
-      for (int r = 0; r < M; ++r) {
-        const Vec a = vload(p.a + r * p.lda + k);
-        acc[r][0] = vfma(a, b0, acc[r][0]);
-        if (pair) acc[r][1] = vfma(a, b1, acc[r][1]);
+    for (; k + 32 <= k1; k += 32) {
+      // Rows are short (a few KiB): ask for the next pair's lines ahead of the hardware prefetcher.
+      if ((k & 63) == 0 && prefetch_rows > 0) {
+        for (int64_t q = 0; q < prefetch_rows; ++q) prefetch(p.b + (j + 2 + q) * p.ldb + k);
+      }
+      Vec b0[kCvtVecs], b1[kCvtVecs];
+      cvt32_e4m3_div256(p.b + j * p.ldb + k, b0, nan[0]);
+      if (pair) cvt32_e4m3_div256(p.b + (j + 1) * p.ldb + k, b1, nan[1]);
+      for (int v = 0; v < kCvtVecs; ++v) {
+        for (int r = 0; r < M; ++r) {
+          const Vec a = vload(p.a + r * p.lda + k + v * kLanes);
+          acc[r][0] = vfma(a, b0[v], acc[r][0]);
+          if (pair) acc[r][1] = vfma(a, b1[v], acc[r][1]);
+        }
       }
     }
     float tail[M][2] = {};
@@ -146,13 +213,17 @@ void skinny_columns(const Fp8GemmProblem& p, int64_t j, bool pair, float* out /*
     for (int r = 0; r < M; ++r) {
       for (int c = 0; c < cols; ++c) {
         const float s = p.a_scale.at(r, kb) * p.b_scale.at(j + c, kb);
-        total[r][c] = vfma(acc[r][c], vset1(s), total[r][c]);
+        total[r][c] = vfma(acc[r][c], vset1(s * 256.0f), total[r][c]);
         total_tail[r][c] += tail[r][c] * s;
       }
     }
   }
-  for (int r = 0; r < M; ++r)
-    for (int c = 0; c < cols; ++c) out[r * 2 + c] = vsum(total[r][c]) + total_tail[r][c];
+  for (int r = 0; r < M; ++r) {
+    for (int c = 0; c < cols; ++c) {
+      // A NaN weight makes its whole column NaN, as IEEE arithmetic would.
+      out[r * 2 + c] = nan[c].seen() ? std::numeric_limits<float>::quiet_NaN() : vsum(total[r][c]) + total_tail[r][c];
+    }
+  }
 }
 
 template <int M>
@@ -160,7 +231,7 @@ void skinny(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
   float out[M * 2];
   for (int64_t j = n_begin; j < n_end;) {
     const bool pair = j + 1 < n_end;
-    skinny_columns<M>(p, j, pair, out);
+    skinny_columns<M>(p, j, pair, n_end, out);
     for (int c = 0; c < (pair ? 2 : 1); ++c) {
       for (int r = 0; r < M; ++r) {
         const float v = out[r * 2 + c] + (p.bias ? p.bias[j + c] : 0.0f);
