@@ -72,6 +72,38 @@ inline void cvt32_e4m3_div256(const uint8_t* p, Vec out[kCvtVecs], NanTrack& nan
   out[1] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
 }
 
+// 16 codes to float32 values times 2^-8 (the float16 route of cvt32_e4m3_div256, without NaN tracking: the packed
+// path checks its columns for NaN codes separately).
+inline __m512 cvt16_e4m3_div256(const uint8_t* p) {
+  const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm512_cvtph_ps(_mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16(int16_t(0xBF80))));
+}
+
+// r[i] lane c -> r[c] lane i.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // u[4i + q], 128-bit lane l: rows 4i..4i+3 of column 4l + q
+    u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int q = 0; q < 4; ++q) {
+    const __m512 p0 = _mm512_shuffle_f32x4(u[q], u[4 + q], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512 p1 = _mm512_shuffle_f32x4(u[q], u[4 + q], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512 q0 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512 q1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], _MM_SHUFFLE(3, 1, 3, 1));
+    r[q] = _mm512_shuffle_f32x4(p0, q0, _MM_SHUFFLE(2, 0, 2, 0));
+    r[8 + q] = _mm512_shuffle_f32x4(p0, q0, _MM_SHUFFLE(3, 1, 3, 1));
+    r[4 + q] = _mm512_shuffle_f32x4(p1, q1, _MM_SHUFFLE(2, 0, 2, 0));
+    r[12 + q] = _mm512_shuffle_f32x4(p1, q1, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
 #elif defined(__AVX2__)
 
 constexpr int kLanes = 8;
@@ -244,23 +276,44 @@ void skinny(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
 
 // --- packed path ------------------------------------------------------------------------------------------
 
-// Columns [j0, j0 + kNr) of B as float32, [k][kNr]; columns past n_end are zero.
-void pack_panel(const Fp8GemmProblem& p, int64_t j0, int64_t n_end, float* panel) {
+// Columns [j0, j0 + kNr) of B as float32 values times 2^-8, [k][kNr]; columns past n_end are zero. Returns
+// the mask of columns holding a NaN code.
+uint64_t pack_panel(const Fp8GemmProblem& p, int64_t j0, int64_t n_end, float* panel) {
   static const struct Table {
     float v[256];
     Table() {
-      for (int b = 0; b < 256; ++b) v[b] = e4m3_value(uint8_t(b));
+      for (int b = 0; b < 256; ++b) v[b] = e4m3_value(uint8_t(b)) * (1.0f / 256.0f);
     }
   } table;
+  uint64_t nan_columns = 0;
   for (int c = 0; c < kNr; ++c) {
     const int64_t j = j0 + c;
-    if (j >= n_end) {
-      for (int64_t k = 0; k < p.k; ++k) panel[k * kNr + c] = 0.0f;
-      continue;
-    }
+    if (j >= n_end) continue;
     const uint8_t* row = p.b + j * p.ldb;
-    for (int64_t k = 0; k < p.k; ++k) panel[k * kNr + c] = table.v[row[k]];
+    for (int64_t k = 0; k < p.k; ++k)
+      if ((row[k] & 0x7F) == 0x7F) nan_columns |= uint64_t(1) << c;
   }
+  int64_t k_done = 0;
+#if defined(__AVX512F__)
+  // 16 columns x 16 K values at a time: convert each column's run, transpose, store panel rows.
+  for (; k_done + 16 <= p.k; k_done += 16) {
+    for (int cg = 0; cg < kNr; cg += 16) {
+      __m512 r[16];
+      for (int c = 0; c < 16; ++c) {
+        const int64_t j = j0 + cg + c;
+        r[c] = j < n_end ? cvt16_e4m3_div256(p.b + j * p.ldb + k_done) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      for (int kk = 0; kk < 16; ++kk) _mm512_storeu_ps(panel + (k_done + kk) * kNr + cg, r[kk]);
+    }
+  }
+#endif
+  for (int c = 0; c < kNr; ++c) {
+    const int64_t j = j0 + c;
+    const uint8_t* row = p.b + j * p.ldb;
+    for (int64_t k = k_done; k < p.k; ++k) panel[k * kNr + c] = j < n_end ? table.v[row[k]] : 0.0f;
+  }
+  return nan_columns;
 }
 
 // Rows [i0, i0 + MR) x the panel's columns; cols (<= kNr) of them are stored.
@@ -305,9 +358,15 @@ void packed(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
   FloatBuffer col_scale(size_t(segments) * kNr);
   for (int64_t j0 = n_begin; j0 < n_end; j0 += kNr) {
     const int cols = int(std::min<int64_t>(kNr, n_end - j0));
-    pack_panel(p, j0, n_end, panel.data);
-    for (int64_t kb = 0; kb < segments; ++kb)
-      for (int c = 0; c < kNr; ++c) col_scale.data[kb * kNr + c] = c < cols ? p.b_scale.at(j0 + c, kb) : 0.0f;
+    const uint64_t nan_columns = pack_panel(p, j0, n_end, panel.data);
+    // The panel holds values times 2^-8; 256 in the column scales restores them (exactly: a power of two). A
+    // column with a NaN code gets a NaN scale, so its outputs are NaN as IEEE arithmetic would make them.
+    for (int64_t kb = 0; kb < segments; ++kb) {
+      for (int c = 0; c < kNr; ++c) {
+        const float s = c < cols ? p.b_scale.at(j0 + c, kb) * 256.0f : 0.0f;
+        col_scale.data[kb * kNr + c] = ((nan_columns >> c) & 1) ? std::numeric_limits<float>::quiet_NaN() : s;
+      }
+    }
     int64_t i = 0;
     for (; i + kMr <= p.m; i += kMr) micro_kernel<kMr>(p, panel.data, col_scale.data, i, j0, cols);
     switch (p.m - i) {

@@ -1,5 +1,6 @@
 """mxkernels demo on built-in synthetic data: MXFP4-quantize a gpt-oss-sized bfloat16 weight in every scale mode,
-report the error against the original and the speed, then run the ops inside torch.compile.
+report the error against the original and the speed, run the ops inside torch.compile, then run an FP8 linear
+layer against bf16.
 
     python -m mxkernels.demo [--rows 4096] [--cols 2880] [--threads 2]
 """
@@ -69,6 +70,30 @@ def compile_section(cols: int) -> None:
     print(f"   graphs compiled for the three sizes: {counters['stats']['unique_graphs']}")
 
 
+def fp8_section(threads: int) -> None:
+    n, k = 5760, 2880
+    print(f"\n3. FP8 (E4M3) linear layer, N={n} K={k}: per-token activations x per-channel weights, against bf16")
+    g = torch.Generator().manual_seed(1)
+    w = (torch.randn(n, k, generator=g) * 0.02).to(torch.bfloat16)
+    w_q, w_scale = mxkernels.quantize_fp8(w, k)           # per-channel: one scale per output row
+    w_scale = w_scale.reshape(n)
+    print(f"   {'M':>4} {'rel. RMS err vs bf16':>21} {'fp8 ms':>8} {'bf16 ms':>8} {'speed-up':>8}")
+    for m in (1, 32, 512):
+        x = torch.randn(m, k, generator=g).to(torch.bfloat16)
+        ref = torch.nn.functional.linear(x.float(), w.float())
+
+        def fp8_layer():
+            x_q, x_scale = mxkernels.quantize_fp8(x, k)      # per token
+            return mxkernels.fp8_gemm(x_q, w_q, x_scale, w_scale, out_dtype=torch.bfloat16)
+
+        y = fp8_layer()
+        err = ((y.float() - ref).pow(2).mean() / ref.pow(2).mean()).sqrt().item()
+        t_fp8 = median_seconds(fp8_layer, repeats=5)
+        t_bf16 = median_seconds(lambda: torch.nn.functional.linear(x, w), repeats=5)
+        print(f"   {m:4d} {err:21.4f} {t_fp8 * 1e3:8.3f} {t_bf16 * 1e3:8.3f} {t_bf16 / t_fp8:7.2f}x")
+    print("   (one weight reused here; bench/bench_fp8_gemm.py rotates weights through memory)")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=4096)
@@ -81,6 +106,7 @@ def main():
           f"{args.threads} threads, CPU level {mxkernels.cpu_isa()} of {mxkernels.supported_cpu_isas()}")
     quantize_section(synthetic_weight(args.rows, args.cols))
     compile_section(args.cols)
+    fp8_section(args.threads)
 
 
 if __name__ == "__main__":
