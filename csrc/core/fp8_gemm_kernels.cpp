@@ -172,10 +172,18 @@ struct NanTrack {
   bool seen() const { return nan; }
 };
 inline void cvt32_e4m3_div256(const uint8_t* p, Vec out[kCvtVecs], NanTrack& track) {
+  static const struct Table {
+    float v[256];
+    Table() {
+      for (int b = 0; b < 256; ++b) v[b] = e4m3_value(uint8_t(b)) * (1.0f / 256.0f);
+    }
+  } table;
+  uint8_t max_mag = 0;
   for (int i = 0; i < 32; ++i) {
-    out[i] = e4m3_value(p[i]) * (1.0f / 256.0f);
-    track.nan |= (p[i] & 0x7F) == 0x7F;
+    out[i] = table.v[p[i]];
+    max_mag = std::max<uint8_t>(max_mag, p[i] & 0x7F);
   }
+  track.nan |= max_mag == 0x7F;
 }
 
 #endif
