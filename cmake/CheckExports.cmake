@@ -1,0 +1,21 @@
+# cmake -DLIBRARY=libmxkernels_ops.so -DNM=nm -P CheckExports.cmake
+# Fails when the library exports a defined symbol outside mxkernels:: (see cmake/mxkernels_ops.map for why).
+execute_process(COMMAND ${NM} -D --defined-only -C ${LIBRARY} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${NM} failed on ${LIBRARY}")
+endif()
+string(REPLACE "\n" ";" lines "${out}")
+set(bad "")
+foreach(line IN LISTS lines)
+  if(line STREQUAL "" OR line MATCHES " mxkernels::" OR line MATCHES " A [A-Za-z0-9_.]+$")
+    continue()  # ours, or a version node
+  endif()
+  list(APPEND bad "${line}")
+endforeach()
+if(bad)
+  list(LENGTH bad count)
+  list(SUBLIST bad 0 10 first)
+  string(REPLACE ";" "\n" first "${first}")
+  message(FATAL_ERROR "${LIBRARY} exports ${count} symbols outside mxkernels::, e.g.\n${first}")
+endif()
+message(STATUS "only mxkernels:: is exported")
