@@ -31,6 +31,15 @@ class Rotating:
         return self.fn(self.i)
 
 
+def scaled_mm_seconds(fn, repeats):
+    """torch._scaled_mm's time, or None where this torch does not support the scales (2.11: per-tensor only)."""
+    try:
+        fn()
+    except RuntimeError:
+        return None
+    return median_seconds(fn, repeats=repeats, warmup=1)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
@@ -71,14 +80,14 @@ def main():
             ("mxkernels.fp8_gemm, per-tensor x per-tensor",
              median_seconds(Rotating(lambda i: mxkernels.fp8_gemm(a, w[i], tensor_scale, tensor_scale), copies))),
             ("torch._scaled_mm, per-tensor x per-tensor",
-             median_seconds(Rotating(lambda i: torch._scaled_mm(a, w[i].t(), scale_a=tensor_scale, scale_b=tensor_scale,
-                                                                out_dtype=torch.bfloat16), copies), repeats=slow, warmup=1)),
+             scaled_mm_seconds(Rotating(lambda i: torch._scaled_mm(a, w[i].t(), scale_a=tensor_scale, scale_b=tensor_scale,
+                                                                   out_dtype=torch.bfloat16), copies), slow)),
             ("mxkernels.fp8_gemm, per-token x per-channel",
              median_seconds(Rotating(lambda i: mxkernels.fp8_gemm(a_tok, w[i], a_tok_scale, chan_scale), copies))),
             ("torch._scaled_mm, per-token x per-channel",
-             median_seconds(Rotating(lambda i: torch._scaled_mm(a_tok, w[i].t(), scale_a=a_tok_scale,
-                                                                scale_b=chan_scale.reshape(1, n), out_dtype=torch.bfloat16),
-                                     copies), repeats=slow, warmup=1)),
+             scaled_mm_seconds(Rotating(lambda i: torch._scaled_mm(a_tok, w[i].t(), scale_a=a_tok_scale,
+                                                                   scale_b=chan_scale.reshape(1, n), out_dtype=torch.bfloat16),
+                                        copies), slow)),
             ("mxkernels.fp8_gemm_w8a16 (bf16 x), per-channel",
              median_seconds(Rotating(lambda i: mxkernels.fp8_gemm_w8a16(x_bf16, w[i], chan_scale), copies))),
             ("torch.nn.functional.linear, bf16",
@@ -86,13 +95,20 @@ def main():
         ]
         flops = 2 * m * n * k
         for name, sec in rows:
+            if sec is None:
+                print(f"{m:4d} {name:44s} {'unsupported by this torch':>38s}")
+                continue
             wbytes = n * k * (2 if "bf16" in name and "linear" in name else 1)
             print(f"{m:4d} {name:44s} {sec * 1e3:9.3f} {flops / sec / 1e9:8.1f} {wbytes / sec / 1e9:11.1f} "
                   f"{100 * flops / sec / 1e9 / peaks['fp32_gflops']:6.1f} {100 * wbytes / sec / 1e9 / peaks['read_gbs']:8.1f}")
         t = dict(rows)
-        print(f"     speed-up over torch._scaled_mm: per-tensor {t['torch._scaled_mm, per-tensor x per-tensor'] / t['mxkernels.fp8_gemm, per-tensor x per-tensor']:.1f}x, "
-              f"per-token x per-channel {t['torch._scaled_mm, per-token x per-channel'] / t['mxkernels.fp8_gemm, per-token x per-channel']:.1f}x; "
-              f"over bf16 linear (W8A8 per-token) {t['torch.nn.functional.linear, bf16'] / t['mxkernels.fp8_gemm, per-token x per-channel']:.2f}x")
+        ratio = lambda peer, ours: "n/a" if t[peer] is None else f"{t[peer] / t[ours]:.1f}x"
+        print(f"     speed-up over torch._scaled_mm: per-tensor "
+              f"{ratio('torch._scaled_mm, per-tensor x per-tensor', 'mxkernels.fp8_gemm, per-tensor x per-tensor')}, "
+              f"per-token x per-channel "
+              f"{ratio('torch._scaled_mm, per-token x per-channel', 'mxkernels.fp8_gemm, per-token x per-channel')}; "
+              f"over bf16 linear (W8A8 per-token) "
+              f"{ratio('torch.nn.functional.linear, bf16', 'mxkernels.fp8_gemm, per-token x per-channel')}")
 
 
 if __name__ == "__main__":
