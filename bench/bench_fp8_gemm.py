@@ -61,9 +61,12 @@ def main():
     chan_scale = torch.rand(n) / 16 + 0.01
     tensor_scale = torch.tensor(0.03)
     print(f"N={n} K={k}, {args.threads} threads, CPU level {mxkernels.cpu_isa()}, torch {torch.__version__}; "
-          f"measured: read {peaks['read_gbs']:.1f} GB/s, fp32 FMA peak {peaks['fp32_gflops']:.0f} GFLOP/s; "
+          f"measured: read {peaks['read_gbs']:.1f} GB/s, fp32 FMA peak {peaks['fp32_gflops']:.0f} GFLOP/s, "
+          f"bf16 dot peak {peaks['bf16_gflops'] or float('nan'):.0f} GFLOP/s; "
           f"{copies} weight copies")
-    header = f"{'M':>4} {'op':44s} {'ms':>9} {'GFLOP/s':>8} {'weight GB/s':>11} {'%peak':>6} {'%read bw':>8}"
+    bf16 = peaks["bf16_gflops"] or float("nan")
+    header = (f"{'M':>4} {'op':44s} {'ms':>9} {'GFLOP/s':>8} {'weight GB/s':>11} {'%fp32 pk':>8} {'%bf16 pk':>8} "
+              f"{'%read bw':>8}")
     print(header)
     for m in [int(v) for v in args.ms.split(",")]:
         x = torch.randn(m, k)
@@ -100,7 +103,8 @@ def main():
                 continue
             wbytes = n * k * (2 if "bf16" in name and "linear" in name else 1)
             print(f"{m:4d} {name:44s} {sec * 1e3:9.3f} {flops / sec / 1e9:8.1f} {wbytes / sec / 1e9:11.1f} "
-                  f"{100 * flops / sec / 1e9 / peaks['fp32_gflops']:6.1f} {100 * wbytes / sec / 1e9 / peaks['read_gbs']:8.1f}")
+                  f"{100 * flops / sec / 1e9 / peaks['fp32_gflops']:8.1f} {100 * flops / sec / 1e9 / bf16:8.1f} "
+                  f"{100 * wbytes / sec / 1e9 / peaks['read_gbs']:8.1f}")
         t = dict(rows)
         ratio = lambda peer, ours: "n/a" if t[peer] is None else f"{t[peer] / t[ours]:.1f}x"
         print(f"     speed-up over torch._scaled_mm: per-tensor "

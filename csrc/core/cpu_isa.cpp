@@ -75,6 +75,7 @@ bool hardware_runs(CpuIsa isa) {
     case CpuIsa::avx512:
       return hardware_runs(CpuIsa::avx2) && f.os_zmm && f.avx512f && f.avx512bw && f.avx512dq &&
              f.avx512vl && f.avx512vnni;
+    case CpuIsa::avx512_bf16: return hardware_runs(CpuIsa::avx512) && f.avx512bf16;
   }
   return false;
 }
@@ -86,7 +87,7 @@ CpuIsa initial_selection() {
   if (env == nullptr || *env == '\0') return detected_cpu_isa();
   CpuIsa isa;
   if (!parse_cpu_isa(env, &isa)) {
-    throw std::invalid_argument(std::string("MXKERNELS_CPU_ISA must be one of scalar, avx2, avx512; got '") +
+    throw std::invalid_argument(std::string("MXKERNELS_CPU_ISA must be one of scalar, avx2, avx512, avx512_bf16; got '") +
                                 env + "'");
   }
   if (!cpu_isa_supported(isa)) {
@@ -103,12 +104,13 @@ const char* cpu_isa_name(CpuIsa isa) {
     case CpuIsa::scalar: return "scalar";
     case CpuIsa::avx2: return "avx2";
     case CpuIsa::avx512: return "avx512";
+    case CpuIsa::avx512_bf16: return "avx512_bf16";
   }
   return "?";
 }
 
 bool parse_cpu_isa(std::string_view name, CpuIsa* out) {
-  for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512}) {
+  for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512, CpuIsa::avx512_bf16}) {
     if (name == cpu_isa_name(isa)) {
       *out = isa;
       return true;
@@ -119,7 +121,7 @@ bool parse_cpu_isa(std::string_view name, CpuIsa* out) {
 
 std::vector<CpuIsa> compiled_cpu_isas() {
 #ifdef MXK_X86
-  return {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512};
+  return {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512, CpuIsa::avx512_bf16};
 #else
   return {CpuIsa::scalar};
 #endif

@@ -13,6 +13,7 @@ enum class CpuIsa : int {
   scalar = 0,  // baseline x86-64 (or any other architecture)
   avx2 = 1,    // AVX2 + FMA + F16C
   avx512 = 2,  // AVX-512 F/BW/DQ/VL + VNNI (+ AVX2, FMA, F16C)
+  avx512_bf16 = 3,  // avx512 + AVX-512 BF16 (vdpbf16ps)
 };
 
 const char* cpu_isa_name(CpuIsa isa);

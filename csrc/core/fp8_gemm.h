@@ -29,6 +29,8 @@ struct Fp8GemmProblem {
   // Sums are taken in float32 over segments of this many K values, each scaled and added to the total
   // (128 when a scale varies along K, else k).
   int64_t k_segment = 0;
+  // Every activation is a bfloat16 value (fp8 or bf16 inputs): levels with bf16 dot products may use them, exactly.
+  bool a_bf16_exact = false;
   const float* bias = nullptr;  // [n] or null
   void* c = nullptr;            // [m, n] of c_type, row stride ldc
   FloatType c_type = FloatType::f32;

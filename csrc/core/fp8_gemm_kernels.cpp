@@ -286,21 +286,31 @@ void skinny(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
 
 // Columns [j0, j0 + kNr) of B as float32 values times 2^-8, [k][kNr]; columns past n_end are zero. Returns
 // the mask of columns holding a NaN code.
-uint64_t pack_panel(const Fp8GemmProblem& p, int64_t j0, int64_t n_end, float* panel) {
+// E4M3 values times 2^-8, by code.
+const float* e4m3_div256_table() {
   static const struct Table {
     float v[256];
     Table() {
       for (int b = 0; b < 256; ++b) v[b] = e4m3_value(uint8_t(b)) * (1.0f / 256.0f);
     }
   } table;
-  uint64_t nan_columns = 0;
-  for (int c = 0; c < kNr; ++c) {
-    const int64_t j = j0 + c;
-    if (j >= n_end) continue;
-    const uint8_t* row = p.b + j * p.ldb;
-    for (int64_t k = 0; k < p.k; ++k)
-      if ((row[k] & 0x7F) == 0x7F) nan_columns |= uint64_t(1) << c;
+  return table.v;
+}
+
+// The mask of the columns [j0, min(j0 + kNr, n_end)) holding a NaN code.
+uint64_t nan_columns(const Fp8GemmProblem& p, int64_t j0, int64_t n_end) {
+  uint64_t mask = 0;
+  for (int c = 0; c < kNr && j0 + c < n_end; ++c) {
+    const uint8_t* row = p.b + (j0 + c) * p.ldb;
+    uint8_t max_mag = 0;
+    for (int64_t k = 0; k < p.k; ++k) max_mag = std::max<uint8_t>(max_mag, row[k] & 0x7F);
+    if (max_mag == 0x7F) mask |= uint64_t(1) << c;
   }
+  return mask;
+}
+
+uint64_t pack_panel(const Fp8GemmProblem& p, int64_t j0, int64_t n_end, float* panel) {
+  const float* table = e4m3_div256_table();
   int64_t k_done = 0;
 #if defined(__AVX512F__)
   // 16 columns x 16 K values at a time: convert each column's run, transpose, store panel rows.
@@ -319,9 +329,9 @@ uint64_t pack_panel(const Fp8GemmProblem& p, int64_t j0, int64_t n_end, float* p
   for (int c = 0; c < kNr; ++c) {
     const int64_t j = j0 + c;
     const uint8_t* row = p.b + j * p.ldb;
-    for (int64_t k = k_done; k < p.k; ++k) panel[k * kNr + c] = j < n_end ? table.v[row[k]] : 0.0f;
+    for (int64_t k = k_done; k < p.k; ++k) panel[k * kNr + c] = j < n_end ? table[row[k]] : 0.0f;
   }
-  return nan_columns;
+  return nan_columns(p, j0, n_end);
 }
 
 // Rows [i0, i0 + MR) x the panel's columns; cols (<= kNr) of them are stored.
@@ -360,21 +370,24 @@ void micro_kernel(const Fp8GemmProblem& p, const float* panel, const float* col_
   }
 }
 
+// The panel holds values times 2^-8; 256 in the column scales restores them (exactly: a power of two). A column
+// with a NaN code gets a NaN scale, so its outputs are NaN as IEEE arithmetic would make them.
+void fill_column_scales(const Fp8GemmProblem& p, int64_t j0, int cols, uint64_t nan_mask, float* col_scale) {
+  for (int64_t kb = 0; kb < p.k / p.k_segment; ++kb) {
+    for (int c = 0; c < kNr; ++c) {
+      const float s = c < cols ? p.b_scale.at(j0 + c, kb) * 256.0f : 0.0f;
+      col_scale[kb * kNr + c] = ((nan_mask >> c) & 1) ? std::numeric_limits<float>::quiet_NaN() : s;
+    }
+  }
+}
+
 void packed(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
   const int64_t segments = p.k / p.k_segment;
   FloatBuffer panel(size_t(p.k) * kNr);
   FloatBuffer col_scale(size_t(segments) * kNr);
   for (int64_t j0 = n_begin; j0 < n_end; j0 += kNr) {
     const int cols = int(std::min<int64_t>(kNr, n_end - j0));
-    const uint64_t nan_columns = pack_panel(p, j0, n_end, panel.data);
-    // The panel holds values times 2^-8; 256 in the column scales restores them (exactly: a power of two). A
-    // column with a NaN code gets a NaN scale, so its outputs are NaN as IEEE arithmetic would make them.
-    for (int64_t kb = 0; kb < segments; ++kb) {
-      for (int c = 0; c < kNr; ++c) {
-        const float s = c < cols ? p.b_scale.at(j0 + c, kb) * 256.0f : 0.0f;
-        col_scale.data[kb * kNr + c] = ((nan_columns >> c) & 1) ? std::numeric_limits<float>::quiet_NaN() : s;
-      }
-    }
+    fill_column_scales(p, j0, cols, pack_panel(p, j0, n_end, panel.data), col_scale.data);
     int64_t i = 0;
     for (; i + kMr <= p.m; i += kMr) micro_kernel<kMr>(p, panel.data, col_scale.data, i, j0, cols);
     switch (p.m - i) {
@@ -388,7 +401,112 @@ void packed(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
   }
 }
 
+#if defined(__AVX512BF16__)
+
+// Columns [j0, j0 + kNr) of B as bf16 pairs [k/2][kNr] (low half k even, high half k odd), values times 2^-8:
+// exact, since an E4M3 value has at most 4 significant bits. K is padded with zeros to k_pairs * 2.
+uint64_t pack_panel_bf16(const Fp8GemmProblem& p, int64_t j0, int64_t n_end, int64_t k_pairs, uint32_t* panel) {
+  const float* table = e4m3_div256_table();
+  int64_t k_done = 0;
+  for (; k_done + 16 <= p.k; k_done += 16) {
+    for (int cg = 0; cg < kNr; cg += 16) {
+      __m512 r[16];
+      for (int c = 0; c < 16; ++c) {
+        const int64_t j = j0 + cg + c;
+        r[c] = j < n_end ? cvt16_e4m3_div256(p.b + j * p.ldb + k_done) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      for (int t = 0; t < 8; ++t) {
+        const __m512i even = _mm512_srli_epi32(_mm512_castps_si512(r[2 * t]), 16);
+        const __m512i odd = _mm512_and_si512(_mm512_castps_si512(r[2 * t + 1]), _mm512_set1_epi32(int(0xFFFF0000u)));
+        _mm512_storeu_si512(panel + (k_done / 2 + t) * kNr + cg, _mm512_or_si512(even, odd));
+      }
+    }
+  }
+  for (int c = 0; c < kNr; ++c) {
+    const int64_t j = j0 + c;
+    for (int64_t k = k_done; k < k_pairs * 2; k += 2) {
+      auto half = [&](int64_t kk) -> uint32_t {
+        return (j < n_end && kk < p.k) ? f32_bits(table[p.b[j * p.ldb + kk]]) >> 16 : 0u;
+      };
+      panel[(k / 2) * kNr + c] = half(k) | (half(k + 1) << 16);
+    }
+  }
+  return nan_columns(p, j0, n_end);
+}
+
+template <int MR>
+void micro_kernel_bf16(const Fp8GemmProblem& p, const uint32_t* panel, const uint32_t* a_pairs, int64_t k_pairs,
+                       const float* col_scale, int64_t i0, int64_t j0, int cols) {
+  __m512 total[MR][2];
+  for (int r = 0; r < MR; ++r) total[r][0] = total[r][1] = _mm512_setzero_ps();
+  for (int64_t k0 = 0, kb = 0; k0 < p.k; k0 += p.k_segment, ++kb) {
+    __m512 acc[MR][2];
+    for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    const int64_t kp_end = (std::min(k0 + p.k_segment, p.k) + 1) / 2;
+    for (int64_t kp = k0 / 2; kp < kp_end; ++kp) {
+      const __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + kp * kNr);
+      const __m512bh b1 = (__m512bh)_mm512_loadu_si512(panel + kp * kNr + 16);
+      for (int r = 0; r < MR; ++r) {
+        const __m512bh a = (__m512bh)_mm512_set1_epi32(int(a_pairs[(i0 + r) * k_pairs + kp]));
+        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
+      }
+    }
+    const __m512 s0 = _mm512_loadu_ps(col_scale + kb * kNr), s1 = _mm512_loadu_ps(col_scale + kb * kNr + 16);
+    for (int r = 0; r < MR; ++r) {
+      const __m512 sa = _mm512_set1_ps(p.a_scale.at(i0 + r, kb));
+      total[r][0] = _mm512_fmadd_ps(acc[r][0], _mm512_mul_ps(sa, s0), total[r][0]);
+      total[r][1] = _mm512_fmadd_ps(acc[r][1], _mm512_mul_ps(sa, s1), total[r][1]);
+    }
+  }
+  alignas(64) float row[kNr];
+  for (int r = 0; r < MR; ++r) {
+    _mm512_store_ps(row, total[r][0]);
+    _mm512_store_ps(row + 16, total[r][1]);
+    for (int c = 0; c < cols; ++c) {
+      const float v = row[c] + (p.bias ? p.bias[j0 + c] : 0.0f);
+      store_from_f32(p.c, p.c_type, (i0 + r) * p.ldc + j0 + c, v);
+    }
+  }
+}
+
+// The packed path with bf16 dot products (two multiply-adds per lane and instruction), for activations that
+// are bf16 values; products are exact, sums float32 (vdpbf16ps flushes subnormal inputs and results to zero).
+void packed_bf16(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
+  const int64_t k_pairs = (p.k + 1) / 2;
+  FloatBuffer a_buf(size_t(p.m * k_pairs)), panel_buf(size_t(k_pairs * kNr)), col_scale(size_t(p.k / p.k_segment) * kNr);
+  auto* a_pairs = reinterpret_cast<uint32_t*>(a_buf.data);
+  auto* panel = reinterpret_cast<uint32_t*>(panel_buf.data);
+  for (int64_t i = 0; i < p.m; ++i) {
+    for (int64_t kp = 0; kp < k_pairs; ++kp) {
+      const uint32_t lo = f32_bits(p.a[i * p.lda + 2 * kp]) >> 16;
+      const uint32_t hi = 2 * kp + 1 < p.k ? f32_bits(p.a[i * p.lda + 2 * kp + 1]) >> 16 : 0u;
+      a_pairs[i * k_pairs + kp] = lo | (hi << 16);
+    }
+  }
+  for (int64_t j0 = n_begin; j0 < n_end; j0 += kNr) {
+    const int cols = int(std::min<int64_t>(kNr, n_end - j0));
+    fill_column_scales(p, j0, cols, pack_panel_bf16(p, j0, n_end, k_pairs, panel), col_scale.data);
+    int64_t i = 0;
+    for (; i + kMr <= p.m; i += kMr) micro_kernel_bf16<kMr>(p, panel, a_pairs, k_pairs, col_scale.data, i, j0, cols);
+    switch (p.m - i) {
+      case 1: micro_kernel_bf16<1>(p, panel, a_pairs, k_pairs, col_scale.data, i, j0, cols); break;
+      case 2: micro_kernel_bf16<2>(p, panel, a_pairs, k_pairs, col_scale.data, i, j0, cols); break;
+      case 3: micro_kernel_bf16<3>(p, panel, a_pairs, k_pairs, col_scale.data, i, j0, cols); break;
+      case 4: micro_kernel_bf16<4>(p, panel, a_pairs, k_pairs, col_scale.data, i, j0, cols); break;
+      case 5: micro_kernel_bf16<5>(p, panel, a_pairs, k_pairs, col_scale.data, i, j0, cols); break;
+      default: break;
+    }
+  }
+}
+
+#endif
+
 void gemm(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
+#if defined(__AVX512BF16__)
+  if (p.a_bf16_exact && p.m > 4) return packed_bf16(p, n_begin, n_end);
+#endif
   switch (p.m) {
     case 0: return;
     case 1: return skinny<1>(p, n_begin, n_end);

@@ -16,4 +16,5 @@ namespace mxkernels::core {
 MXK_DECLARE_KERNEL_TABLES(isa_scalar)
 MXK_DECLARE_KERNEL_TABLES(isa_avx2)
 MXK_DECLARE_KERNEL_TABLES(isa_avx512)
+MXK_DECLARE_KERNEL_TABLES(isa_avx512_bf16)
 }  // namespace mxkernels::core

@@ -24,10 +24,11 @@ struct Case {
   Layout a_layout, b_layout;
   bool bias;
   FloatType out;
+  bool bf16_a = false;  // activations rounded to bf16 and flagged so: levels with bf16 dot products use them
 };
 
 std::string describe(const Case& c, CpuIsa isa) {
-  return std::string(core::cpu_isa_name(isa)) + " m=" + std::to_string(c.m) + " n=" + std::to_string(c.n) +
+  return std::string(core::cpu_isa_name(isa)) + (c.bf16_a ? " bf16 a" : "") + " m=" + std::to_string(c.m) + " n=" + std::to_string(c.n) +
          " k=" + std::to_string(c.k) + " a_layout=" + std::to_string(int(c.a_layout)) + " b_layout=" +
          std::to_string(int(c.b_layout)) + " bias=" + std::to_string(c.bias) + " out=" + core::float_type_name(c.out);
 }
@@ -40,7 +41,7 @@ void run_case(const Case& c, uint32_t seed) {
   const int64_t seg = blocked ? 128 : c.k;
   const int64_t kb = c.k / seg;
   std::vector<float> a(size_t(c.m * c.k));
-  for (auto& v : a) v = normal(rng);
+  for (auto& v : a) v = c.bf16_a ? core::bf16_to_f32(core::f32_to_bf16(normal(rng))) : normal(rng);
   std::vector<uint8_t> b(size_t(c.n * c.k));
   for (auto& v : b) v = core::reference::e4m3_from_f32(normal(rng) * 8.0f);
   // Scales in their natural shapes, indexed as the op layer indexes them.
@@ -94,6 +95,7 @@ void run_case(const Case& c, uint32_t seed) {
     p.b = b.data(); p.ldb = c.k;
     p.a_scale = sa; p.b_scale = sb;
     p.k_segment = seg;
+    p.a_bf16_exact = c.bf16_a;
     p.bias = c.bias ? bias.data() : nullptr;
     p.c = out.data(); p.c_type = c.out; p.ldc = c.n;
     // Two column ranges, as two threads would compute them.
@@ -131,6 +133,24 @@ TEST(Fp8GemmCore, OutputTypesBiasAndOddK) {
   }
 }
 
+TEST(Fp8GemmCore, Bf16ActivationsEveryLevel) {
+  uint32_t seed = 200;
+  for (int64_t m : {5, 6, 7, 13, 64}) {
+    for (Layout al : {Layout::tensor, Layout::row, Layout::block}) {
+      for (Layout bl : {Layout::tensor, Layout::row, Layout::block}) {
+        Case c{m, 130, 256, al, bl, m % 2 == 0, FloatType::f32};
+        c.bf16_a = true;
+        run_case(c, seed++);
+      }
+    }
+  }
+  for (int64_t k : {100, 33}) {  // K odd or not a multiple of 16: padded pairs and scalar panel tails
+    Case c{9, 40, k, Layout::row, Layout::row, true, FloatType::bf16};
+    c.bf16_a = true;
+    run_case(c, seed++);
+  }
+}
+
 TEST(Fp8GemmCore, NanWeightsPropagate) {
   std::vector<float> a(32, 1.0f);
   std::vector<uint8_t> b(2 * 32, 0x38);  // 1.0
@@ -139,16 +159,19 @@ TEST(Fp8GemmCore, NanWeightsPropagate) {
   for (CpuIsa isa : core::compiled_cpu_isas()) {
     if (!core::cpu_isa_supported(isa)) continue;
     for (int64_t m : {1, 5}) {
+     for (bool bf16_a : {false, true}) {
       std::vector<float> aa(size_t(m * 32), 1.0f), out(size_t(m * 2));
       core::Fp8GemmProblem p;
       p.m = m; p.n = 2; p.k = 32; p.a = aa.data(); p.lda = 32; p.b = b.data(); p.ldb = 32;
       p.a_scale.scale = &scale; p.b_scale.scale = &scale; p.k_segment = 32;
       p.c = out.data(); p.c_type = FloatType::f32; p.ldc = 2;
+      p.a_bf16_exact = bf16_a;
       core::fp8_gemm_kernels(isa).gemm(p, 0, 2);
       for (int64_t i = 0; i < m; ++i) {
         EXPECT_TRUE(std::isnan(out[i * 2])) << core::cpu_isa_name(isa);
         EXPECT_EQ(out[i * 2 + 1], 32.0f) << core::cpu_isa_name(isa);
       }
+     }
     }
   }
 }

@@ -45,6 +45,7 @@ at::Tensor run_gemm(const at::Tensor& a_orig, const at::Tensor& a32, const at::T
   p.a_scale = scale_index(a_scale ? plan.a_scale_kind : Fp8ScaleKind::tensor, as, k_groups, 1);
   p.b_scale = scale_index(plan.b_scale_kind, bs, k_groups, 128);
   p.k_segment = blocked ? 128 : k;
+  p.a_bf16_exact = a_orig.scalar_type() == at::kFloat8_e4m3fn || a_orig.scalar_type() == at::kBFloat16;
   p.bias = bias32.defined() ? bias32.const_data_ptr<float>() : nullptr;
   p.c = out.mutable_data_ptr();
   p.c_type = core_float_type(plan.out_dtype);
