@@ -15,6 +15,8 @@
 namespace mxkernels::core::MXK_ISA_NS {
 namespace {
 
+#include "simd_load.h"
+
 constexpr uint32_t kAbsMask = 0x7FFFFFFFu;
 constexpr uint32_t kSmallestNormalBits = 0x3C800000u;  // 2^-6
 constexpr float kSubnormalMagic = 16384.0f;            // 2^14: its ulp is 2^-9
@@ -48,23 +50,11 @@ inline uint8_t encode_scalar(float x, float scale) {
 constexpr int kLanes = 16;
 
 template <FloatType T>
-inline __m512 load(const void* x, int64_t i) {
-  if constexpr (T == FloatType::f32) {
-    return _mm512_loadu_ps(static_cast<const float*>(x) + i);
-  } else if constexpr (T == FloatType::bf16) {
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(x) + i));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-  } else {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(x) + i)));
-  }
-}
-
-template <FloatType T>
 uint32_t abs_max_bits_t(const void* x, int64_t n) {
   __m512i m = _mm512_setzero_si512();
   const __m512i abs_mask = _mm512_set1_epi32(int(kAbsMask));
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) m = _mm512_max_epu32(m, _mm512_and_si512(_mm512_castps_si512(load<T>(x, i)), abs_mask));
+  for (; i + kLanes <= n; i += kLanes) m = _mm512_max_epu32(m, _mm512_and_si512(_mm512_castps_si512(load16<T>(x, i)), abs_mask));
   uint32_t r = _mm512_reduce_max_epu32(m);
   for (; i < n; ++i) {
     const uint32_t b = f32_bits(load_as_f32(x, T, i)) & kAbsMask;
@@ -96,7 +86,7 @@ template <FloatType T>
 void quantize_scaled_t(const void* x, int64_t n, float scale, uint8_t* q) {
   const __m512 s = _mm512_set1_ps(scale);
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), encode16(load<T>(x, i), s));
+  for (; i + kLanes <= n; i += kLanes) _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), encode16(load16<T>(x, i), s));
   for (; i < n; ++i) q[i] = encode_scalar(load_as_f32(x, T, i), scale);
 }
 
@@ -105,23 +95,11 @@ void quantize_scaled_t(const void* x, int64_t n, float scale, uint8_t* q) {
 constexpr int kLanes = 8;
 
 template <FloatType T>
-inline __m256 load(const void* x, int64_t i) {
-  if constexpr (T == FloatType::f32) {
-    return _mm256_loadu_ps(static_cast<const float*>(x) + i);
-  } else if constexpr (T == FloatType::bf16) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(x) + i));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  } else {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(x) + i)));
-  }
-}
-
-template <FloatType T>
 uint32_t abs_max_bits_t(const void* x, int64_t n) {
   __m256i m = _mm256_setzero_si256();
   const __m256i abs_mask = _mm256_set1_epi32(int(kAbsMask));
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) m = _mm256_max_epu32(m, _mm256_and_si256(_mm256_castps_si256(load<T>(x, i)), abs_mask));
+  for (; i + kLanes <= n; i += kLanes) m = _mm256_max_epu32(m, _mm256_and_si256(_mm256_castps_si256(load8<T>(x, i)), abs_mask));
   alignas(32) uint32_t lanes[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), m);
   uint32_t r = 0;
@@ -160,7 +138,7 @@ void quantize_scaled_t(const void* x, int64_t n, float scale, uint8_t* q) {
   const __m256 s = _mm256_set1_ps(scale);
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    const uint64_t codes = encode8(load<T>(x, i), s);
+    const uint64_t codes = encode8(load8<T>(x, i), s);
     std::memcpy(q + i, &codes, 8);
   }
   for (; i < n; ++i) q[i] = encode_scalar(load_as_f32(x, T, i), scale);

@@ -14,6 +14,8 @@
 namespace mxkernels::core::MXK_ISA_NS {
 namespace {
 
+#include "simd_load.h"
+
 constexpr uint32_t kAbsMask = 0x7FFFFFFFu;
 constexpr uint32_t kF32Inf = 0x7F800000u;
 
@@ -269,19 +271,6 @@ void dequantize_blocks(const uint8_t* q, const uint8_t* scales, int64_t n_blocks
 }
 
 #elif defined(__AVX2__)
-
-template <FloatType T>
-inline __m256 load8(const void* x, int64_t i) {
-  if constexpr (T == FloatType::f32) {
-    return _mm256_loadu_ps(static_cast<const float*>(x) + i);
-  } else if constexpr (T == FloatType::bf16) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(x) + i));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  } else {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(x) + i));
-    return _mm256_cvtph_ps(h);
-  }
-}
 
 // 8 values to 4 bytes of packed codes (returned in the low 32 bits).
 inline uint32_t encode8(__m256i bits, __m256 multiplier) {

@@ -8,6 +8,7 @@
 
 #include "cpu_isa.h"
 #include "fp8.h"
+#include "core_test_utils.h"
 #include "mxfp4_cases.h"
 
 namespace core = mxkernels::core;
@@ -16,18 +17,8 @@ using core::FloatType;
 
 namespace {
 
-std::vector<CpuIsa> runnable_isas() {
-  std::vector<CpuIsa> out;
-  for (CpuIsa isa : core::compiled_cpu_isas())
-    if (core::cpu_isa_supported(isa)) out.push_back(isa);
-  return out;
-}
-
-std::vector<uint8_t> encode(const std::vector<float>& v, FloatType type) {
-  std::vector<uint8_t> out(v.size() * core::float_type_bytes(type));
-  for (size_t i = 0; i < v.size(); ++i) core::store_from_f32(out.data(), type, int64_t(i), v[i]);
-  return out;
-}
+using mxkernels::testing::encode;
+using mxkernels::testing::runnable_isas;
 
 bool same_scale(float a, float b) { return (std::isnan(a) && std::isnan(b)) || core::f32_bits(a) == core::f32_bits(b); }
 

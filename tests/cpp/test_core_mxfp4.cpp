@@ -8,6 +8,7 @@
 
 #include "cpu_isa.h"
 #include "mxfp4.h"
+#include "core_test_utils.h"
 #include "mxfp4_cases.h"
 
 namespace core = mxkernels::core;
@@ -20,19 +21,8 @@ namespace {
 const ScaleMode kModes[] = {ScaleMode::floor, ScaleMode::ceil, ScaleMode::even, ScaleMode::rceil};
 const FloatType kTypes[] = {FloatType::f32, FloatType::bf16, FloatType::f16};
 
-std::vector<CpuIsa> runnable_isas() {
-  std::vector<CpuIsa> out;
-  for (CpuIsa isa : core::compiled_cpu_isas())
-    if (core::cpu_isa_supported(isa)) out.push_back(isa);
-  return out;
-}
-
-// The fp32 values stored as `type` (bf16 / fp16 round the values to nearest even).
-std::vector<uint8_t> encode(const std::vector<float>& v, FloatType type) {
-  std::vector<uint8_t> out(v.size() * core::float_type_bytes(type));
-  for (size_t i = 0; i < v.size(); ++i) core::store_from_f32(out.data(), type, int64_t(i), v[i]);
-  return out;
-}
+using mxkernels::testing::encode;
+using mxkernels::testing::runnable_isas;
 
 struct Quantized {
   std::vector<uint8_t> q, scales;

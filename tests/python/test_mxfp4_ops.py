@@ -8,6 +8,7 @@ import torch
 import mxkernels
 from mxkernels import reference
 
+from opchecks import assert_same_error_on_cpu_and_meta
 from cases import random_values
 
 ops = torch.ops.mxkernels
@@ -123,10 +124,6 @@ def test_torch_compile_dynamic_no_recompile():
     assert counters["aot_autograd"]["total"] == 1
 
 
-def first_line(e):
-    return str(e).splitlines()[0]
-
-
 ERROR_CASES = [
     (lambda d: ops.quantize_mxfp4(torch.empty(4, 64, dtype=torch.int32, device=d)),
      "mxkernels.quantize_mxfp4: x must be Float, BFloat16 or Half, got Int"),
@@ -163,13 +160,7 @@ ERROR_CASES = [
 
 @pytest.mark.parametrize("case", range(len(ERROR_CASES)))
 def test_errors_are_clear_and_identical_on_cpu_and_meta(case):
-    call, message = ERROR_CASES[case]
-    with pytest.raises(RuntimeError) as cpu:
-        call("cpu")
-    with pytest.raises(RuntimeError) as meta:
-        call("meta")
-    assert first_line(cpu.value).startswith(message)
-    assert first_line(meta.value) == first_line(cpu.value)
+    assert_same_error_on_cpu_and_meta(*ERROR_CASES[case])
 
 
 def test_mixed_devices_are_rejected():
