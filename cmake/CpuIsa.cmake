@@ -5,7 +5,7 @@ include_guard(GLOBAL)
 
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
   set(MXKERNELS_X86 ON)
-  set(MXKERNELS_CPU_ISAS scalar avx2 avx512 avx512_bf16)
+  set(MXKERNELS_CPU_ISAS scalar avx2 avx512 avx512_bf16 amx)
 else()
   set(MXKERNELS_X86 OFF)
   set(MXKERNELS_CPU_ISAS scalar)
@@ -16,6 +16,7 @@ set(MXKERNELS_ISA_FLAGS_avx2 -mavx2 -mfma -mf16c -mbmi2)
 set(MXKERNELS_ISA_FLAGS_avx512 -mavx2 -mfma -mf16c -mbmi2 -mavx512f -mavx512bw -mavx512dq -mavx512vl
     -mavx512vnni)
 set(MXKERNELS_ISA_FLAGS_avx512_bf16 ${MXKERNELS_ISA_FLAGS_avx512} -mavx512bf16)
+set(MXKERNELS_ISA_FLAGS_amx ${MXKERNELS_ISA_FLAGS_avx512_bf16} -mamx-tile -mamx-bf16)
 
 # mxkernels_add_isa_objects(<prefix> <sources...>): defines object libraries <prefix>_<isa> and sets
 # <prefix>_OBJECT_LIBS in the caller's scope.

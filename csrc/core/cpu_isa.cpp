@@ -9,6 +9,10 @@
 #include <cpuid.h>
 #define MXK_X86 1
 #endif
+#if defined(__linux__) && defined(MXK_X86)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace mxkernels::core {
 namespace {
@@ -62,6 +66,17 @@ CpuFeatures read_cpu_features() {
   return f;
 }
 
+// Linux hands out the AMX tile state only to processes that ask for it (arch_prctl ARCH_REQ_XCOMP_PERM, feature
+// 18 = XTILEDATA); asked once.
+bool amx_permitted() {
+#if defined(__linux__) && defined(MXK_X86)
+  static const bool ok = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  return ok;
+#else
+  return false;
+#endif
+}
+
 const CpuFeatures& cpu_features() {
   static const CpuFeatures f = read_cpu_features();
   return f;
@@ -76,6 +91,8 @@ bool hardware_runs(CpuIsa isa) {
       return hardware_runs(CpuIsa::avx2) && f.os_zmm && f.avx512f && f.avx512bw && f.avx512dq &&
              f.avx512vl && f.avx512vnni;
     case CpuIsa::avx512_bf16: return hardware_runs(CpuIsa::avx512) && f.avx512bf16;
+    case CpuIsa::amx:
+      return hardware_runs(CpuIsa::avx512_bf16) && f.amx_tile && f.amx_bf16 && f.os_amx && amx_permitted();
   }
   return false;
 }
@@ -87,7 +104,7 @@ CpuIsa initial_selection() {
   if (env == nullptr || *env == '\0') return detected_cpu_isa();
   CpuIsa isa;
   if (!parse_cpu_isa(env, &isa)) {
-    throw std::invalid_argument(std::string("MXKERNELS_CPU_ISA must be one of scalar, avx2, avx512, avx512_bf16; got '") +
+    throw std::invalid_argument(std::string("MXKERNELS_CPU_ISA must be one of scalar, avx2, avx512, avx512_bf16, amx; got '") +
                                 env + "'");
   }
   if (!cpu_isa_supported(isa)) {
@@ -105,12 +122,13 @@ const char* cpu_isa_name(CpuIsa isa) {
     case CpuIsa::avx2: return "avx2";
     case CpuIsa::avx512: return "avx512";
     case CpuIsa::avx512_bf16: return "avx512_bf16";
+    case CpuIsa::amx: return "amx";
   }
   return "?";
 }
 
 bool parse_cpu_isa(std::string_view name, CpuIsa* out) {
-  for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512, CpuIsa::avx512_bf16}) {
+  for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512, CpuIsa::avx512_bf16, CpuIsa::amx}) {
     if (name == cpu_isa_name(isa)) {
       *out = isa;
       return true;
@@ -121,7 +139,7 @@ bool parse_cpu_isa(std::string_view name, CpuIsa* out) {
 
 std::vector<CpuIsa> compiled_cpu_isas() {
 #ifdef MXK_X86
-  return {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512, CpuIsa::avx512_bf16};
+  return {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512, CpuIsa::avx512_bf16, CpuIsa::amx};
 #else
   return {CpuIsa::scalar};
 #endif

@@ -14,6 +14,7 @@ enum class CpuIsa : int {
   avx2 = 1,    // AVX2 + FMA + F16C
   avx512 = 2,  // AVX-512 F/BW/DQ/VL + VNNI (+ AVX2, FMA, F16C)
   avx512_bf16 = 3,  // avx512 + AVX-512 BF16 (vdpbf16ps)
+  amx = 4,          // avx512_bf16 + AMX tiles with BF16 (the OS must grant the tile state)
 };
 
 const char* cpu_isa_name(CpuIsa isa);

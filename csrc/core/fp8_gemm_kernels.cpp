@@ -473,7 +473,7 @@ void micro_kernel_bf16(const Fp8GemmProblem& p, const uint32_t* panel, const uin
 
 // The packed path with bf16 dot products (two multiply-adds per lane and instruction), for activations that
 // are bf16 values; products are exact, sums float32 (vdpbf16ps flushes subnormal inputs and results to zero).
-void packed_bf16(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
+[[maybe_unused]] void packed_bf16(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
   const int64_t k_pairs = (p.k + 1) / 2;
   FloatBuffer a_buf(size_t(p.m * k_pairs)), panel_buf(size_t(k_pairs * kNr)), col_scale(size_t(p.k / p.k_segment) * kNr);
   auto* a_pairs = reinterpret_cast<uint32_t*>(a_buf.data);
@@ -503,8 +503,94 @@ void packed_bf16(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
 
 #endif
 
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+
+// The AMX tile configuration (palette 1): tiles 0-3 accumulate 16x16 float32 blocks of C, 4-5 hold 16 rows x 32
+// bf16 of A, 6-7 hold 16 k-pairs x 16 columns of B (bf16 pairs, the layout of pack_panel_bf16). Every tile row
+// is 64 bytes.
+struct alignas(64) TileConfig {
+  uint8_t palette_id = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
+  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
+};
+
+// The bf16 packed path on AMX: 32 rows x 32 columns per step as 2 x 2 tiles, K in steps of 32; each K-segment's
+// tile sums are stored, scaled and added to float32 totals with AVX-512. Rows and K are padded with zeros to
+// multiples of 32.
+void packed_amx(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
+  const bool single_segment = p.k_segment == p.k;
+  const int64_t k_pad = (p.k + 31) / 32 * 32;  // segments of 128 already are multiples of 32
+  const int64_t seg = single_segment ? k_pad : p.k_segment;
+  const int64_t k_pairs = k_pad / 2;
+  const int64_t m_pad = (p.m + 31) / 32 * 32;
+  FloatBuffer a_buf(size_t(m_pad * k_pairs)), panel_buf(size_t(k_pairs * kNr)),
+      col_scale(size_t(p.k / p.k_segment) * kNr), tiles(32 * 32), total(32 * 32);
+  auto* a_pairs = reinterpret_cast<uint32_t*>(a_buf.data);
+  auto* panel = reinterpret_cast<uint32_t*>(panel_buf.data);
+  for (int64_t i = 0; i < m_pad; ++i) {
+    for (int64_t kp = 0; kp < k_pairs; ++kp) {
+      auto half = [&](int64_t k) -> uint32_t { return (i < p.m && k < p.k) ? f32_bits(p.a[i * p.lda + k]) >> 16 : 0u; };
+      a_pairs[i * k_pairs + kp] = half(2 * kp) | (half(2 * kp + 1) << 16);
+    }
+  }
+  const TileConfig config;
+  _tile_loadconfig(&config);
+  const int64_t a_stride = k_pairs * 4;
+  for (int64_t j0 = n_begin; j0 < n_end; j0 += kNr) {
+    const int cols = int(std::min<int64_t>(kNr, n_end - j0));
+    fill_column_scales(p, j0, cols, pack_panel_bf16(p, j0, n_end, k_pairs, panel), col_scale.data);
+    for (int64_t i0 = 0; i0 < p.m; i0 += 32) {
+      const int rows = int(std::min<int64_t>(32, p.m - i0));
+      for (int i = 0; i < 32 * 32; ++i) total.data[i] = 0.0f;
+      for (int64_t k0 = 0, kb = 0; k0 < k_pad; k0 += seg, ++kb) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int64_t k = k0; k < k0 + seg; k += 32) {
+          const int64_t kp = k / 2;
+          _tile_loadd(4, a_pairs + i0 * k_pairs + kp, a_stride);
+          _tile_loadd(5, a_pairs + (i0 + 16) * k_pairs + kp, a_stride);
+          _tile_loadd(6, panel + kp * kNr, kNr * 4);
+          _tile_loadd(7, panel + kp * kNr + 16, kNr * 4);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+        float* t = tiles.data;  // [32][32] float32: C00 | C01 over C10 | C11
+        _tile_stored(0, t, 32 * 4);
+        _tile_stored(1, t + 16, 32 * 4);
+        _tile_stored(2, t + 16 * 32, 32 * 4);
+        _tile_stored(3, t + 16 * 32 + 16, 32 * 4);
+        const __m512 s0 = _mm512_loadu_ps(col_scale.data + kb * kNr), s1 = _mm512_loadu_ps(col_scale.data + kb * kNr + 16);
+        for (int r = 0; r < rows; ++r) {
+          const __m512 sa = _mm512_set1_ps(p.a_scale.at(i0 + r, kb));
+          float* tr = total.data + r * 32;
+          _mm512_storeu_ps(tr, _mm512_fmadd_ps(_mm512_loadu_ps(t + r * 32), _mm512_mul_ps(sa, s0), _mm512_loadu_ps(tr)));
+          _mm512_storeu_ps(tr + 16, _mm512_fmadd_ps(_mm512_loadu_ps(t + r * 32 + 16), _mm512_mul_ps(sa, s1),
+                                                    _mm512_loadu_ps(tr + 16)));
+        }
+      }
+      for (int r = 0; r < rows; ++r) {
+        for (int c = 0; c < cols; ++c) {
+          const float v = total.data[r * 32 + c] + (p.bias ? p.bias[j0 + c] : 0.0f);
+          store_from_f32(p.c, p.c_type, (i0 + r) * p.ldc + j0 + c, v);
+        }
+      }
+    }
+  }
+  _tile_release();
+}
+
+#endif
+
 void gemm(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
-#if defined(__AVX512BF16__)
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+  if (p.a_bf16_exact && p.m > 4) return packed_amx(p, n_begin, n_end);
+#elif defined(__AVX512BF16__)
   if (p.a_bf16_exact && p.m > 4) return packed_bf16(p, n_begin, n_end);
 #endif
   switch (p.m) {

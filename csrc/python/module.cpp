@@ -15,7 +15,7 @@ namespace {
 core::CpuIsa parse_isa_or_throw(const std::string& name) {
   core::CpuIsa isa;
   if (!core::parse_cpu_isa(name, &isa))
-    throw std::invalid_argument("CPU level must be one of scalar, avx2, avx512, avx512_bf16; got '" + name + "'");
+    throw std::invalid_argument("CPU level must be one of scalar, avx2, avx512, avx512_bf16, amx; got '" + name + "'");
   return isa;
 }
 

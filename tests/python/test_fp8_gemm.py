@@ -76,6 +76,18 @@ def test_w8a16_against_float64(dtype, lead, b_kind):
     check_close(out, x, b, torch.ones(1), b_scale, bias)
 
 
+@pytest.mark.parametrize("m", [1, 9, 40])
+def test_k_not_a_multiple_of_the_vector_or_tile_width(isa, m):
+    k = 100  # padded to pairs, 16-wide panels and 32-wide tiles inside the kernels
+    a, b = fp8((m, k), 41), fp8((N, k), 42)
+    sa, sb, bias = torch.rand(m, 1) + 0.5, torch.rand(N) / 16 + 0.01, torch.randn(N)
+    out = mxkernels.fp8_gemm(a, b, sa, sb, bias, torch.float32)
+    want = reference.fp8_gemm(a, b, sa, sb, bias)
+    mag = reference.fp8_gemm(a.to(torch.float32).abs(), b.to(torch.float32).abs(), sa, sb, bias.abs())
+    assert out.shape == (m, N)
+    assert ((out.double() - want).abs() <= 2 * (k + 4) * 2.0 ** -24 * mag + 2.0 ** -24 * want.abs()).all()
+
+
 def test_agrees_with_scaled_mm_per_tensor():
     a, b = fp8((64, K), 11), fp8((N, K), 12)
     sa, sb = torch.tensor(0.75), torch.tensor(0.03)

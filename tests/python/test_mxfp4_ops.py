@@ -187,7 +187,7 @@ def test_env_override_picks_the_level(tmp_path):
         assert out.stdout.strip() == isa
     bad = subprocess.run([sys.executable, "-c", code + "; import torch; torch.ops.mxkernels.quantize_mxfp4(torch.zeros(1, 32))"],
                          env={**__import__("os").environ, "MXKERNELS_CPU_ISA": "sse9"}, capture_output=True, text=True)
-    assert bad.returncode != 0 and "MXKERNELS_CPU_ISA must be one of scalar, avx2, avx512, avx512_bf16; got 'sse9'" in bad.stderr
+    assert bad.returncode != 0 and "MXKERNELS_CPU_ISA must be one of scalar, avx2, avx512, avx512_bf16, amx; got 'sse9'" in bad.stderr
 
 
 def test_torch_version_mismatch_is_explained(monkeypatch):
