@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "cpu_isa.h"
 #include "fp8.h"
 #include "fp8_gemm.h"
@@ -14,11 +15,7 @@ namespace core = mxkernels::core;
 
 namespace {
 
-bool skip_unsupported(benchmark::State& state, core::CpuIsa isa) {
-  if (core::cpu_isa_supported(isa)) return false;
-  state.SkipWithError("CPU level not supported here");
-  return true;
-}
+using mxkernels::bench::skip_unsupported;
 
 void BM_quantize_groups_bf16(benchmark::State& state, core::CpuIsa isa) {
   if (skip_unsupported(state, isa)) return;

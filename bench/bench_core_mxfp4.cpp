@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_util.h"
 #include "cpu_isa.h"
 #include "mxfp4.h"
 
@@ -27,11 +28,7 @@ struct Buffers {
   std::vector<uint8_t> q, s;
 };
 
-bool skip_unsupported(benchmark::State& state, core::CpuIsa isa) {
-  if (core::cpu_isa_supported(isa)) return false;
-  state.SkipWithError("CPU level not supported here");
-  return true;
-}
+using mxkernels::bench::skip_unsupported;
 
 void BM_quantize_bf16(benchmark::State& state, core::CpuIsa isa, core::ScaleMode mode) {
   if (skip_unsupported(state, isa)) return;

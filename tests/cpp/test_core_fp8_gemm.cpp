@@ -152,26 +152,25 @@ TEST(Fp8GemmCore, Bf16ActivationsEveryLevel) {
 }
 
 TEST(Fp8GemmCore, NanWeightsPropagate) {
-  std::vector<float> a(32, 1.0f);
   std::vector<uint8_t> b(2 * 32, 0x38);  // 1.0
   b[5] = 0x7F;                           // NaN in column 0
   float scale = 1.0f;
   for (CpuIsa isa : core::compiled_cpu_isas()) {
     if (!core::cpu_isa_supported(isa)) continue;
-    for (int64_t m : {1, 5}) {
-     for (bool bf16_a : {false, true}) {
-      std::vector<float> aa(size_t(m * 32), 1.0f), out(size_t(m * 2));
-      core::Fp8GemmProblem p;
-      p.m = m; p.n = 2; p.k = 32; p.a = aa.data(); p.lda = 32; p.b = b.data(); p.ldb = 32;
-      p.a_scale.scale = &scale; p.b_scale.scale = &scale; p.k_segment = 32;
-      p.c = out.data(); p.c_type = FloatType::f32; p.ldc = 2;
-      p.a_bf16_exact = bf16_a;
-      core::fp8_gemm_kernels(isa).gemm(p, 0, 2);
-      for (int64_t i = 0; i < m; ++i) {
-        EXPECT_TRUE(std::isnan(out[i * 2])) << core::cpu_isa_name(isa);
-        EXPECT_EQ(out[i * 2 + 1], 32.0f) << core::cpu_isa_name(isa);
+    for (int64_t m : {1, 5}) {        // skinny and packed paths
+      for (bool bf16_a : {false, true}) {  // and the bf16 / AMX packed paths where the level has them
+        std::vector<float> a(size_t(m * 32), 1.0f), out(size_t(m * 2));
+        core::Fp8GemmProblem p;
+        p.m = m; p.n = 2; p.k = 32; p.a = a.data(); p.lda = 32; p.b = b.data(); p.ldb = 32;
+        p.a_scale.scale = &scale; p.b_scale.scale = &scale; p.k_segment = 32;
+        p.c = out.data(); p.c_type = FloatType::f32; p.ldc = 2;
+        p.a_bf16_exact = bf16_a;
+        core::fp8_gemm_kernels(isa).gemm(p, 0, 2);
+        for (int64_t i = 0; i < m; ++i) {
+          EXPECT_TRUE(std::isnan(out[i * 2])) << core::cpu_isa_name(isa);
+          EXPECT_EQ(out[i * 2 + 1], 32.0f) << core::cpu_isa_name(isa);
+        }
       }
-     }
     }
   }
 }
