@@ -19,12 +19,26 @@ struct Fp8ScaleIndex {
   float at(int64_t i, int64_t kb) const { return scale[(i / block) * ld + kb * k_stride]; }
 };
 
+// Prepacked weights (prepack_fp8_weight) keep one byte per E4M3 code, in the order the packed kernels read them:
+// panels of kFp8PanelColumns columns; the panel of columns [j0, j0 + w), w = min(32, n - j0), starts at byte
+// j0 * k and holds [k / 2][w][2], i.e. for each pair of K values each column's two codes. K must be even.
+constexpr int64_t kFp8PanelColumns = 32;
+
+inline int64_t fp8_prepacked_offset(int64_t n, int64_t k, int64_t j, int64_t kk) {
+  const int64_t j0 = j / kFp8PanelColumns * kFp8PanelColumns;
+  const int64_t w = n - j0 < kFp8PanelColumns ? n - j0 : kFp8PanelColumns;
+  return j0 * k + (kk / 2) * w * 2 + (j - j0) * 2 + (kk & 1);
+}
+
 struct Fp8GemmProblem {
   int64_t m = 0, n = 0, k = 0;
   const float* a = nullptr;  // [m, k], row stride lda
   int64_t lda = 0;
-  const uint8_t* b = nullptr;  // [n, k] E4M3, row stride ldb
+  // [n, k] E4M3, row stride ldb; or, with b_prepacked, the prepacked layout (ldb unused). With prepacked weights
+  // a call's column range must start on a panel boundary and end on one or at n.
+  const uint8_t* b = nullptr;
   int64_t ldb = 0;
+  bool b_prepacked = false;
   Fp8ScaleIndex a_scale, b_scale;
   // Sums are taken in float32 over segments of this many K values, each scaled and added to the total
   // (128 when a scale varies along K, else k).
@@ -36,6 +50,14 @@ struct Fp8GemmProblem {
   FloatType c_type = FloatType::f32;
   int64_t ldc = 0;
 };
+
+inline uint8_t fp8_weight_code(const Fp8GemmProblem& p, int64_t j, int64_t kk) {
+  return p.b_prepacked ? p.b[fp8_prepacked_offset(p.n, p.k, j, kk)] : p.b[j * p.ldb + kk];
+}
+
+// Writes the prepacked layout of the panels [panel_begin, panel_end) of b [n, k] (row stride ldb, k even).
+void prepack_fp8_weight(const uint8_t* b, int64_t ldb, int64_t n, int64_t k, int64_t panel_begin, int64_t panel_end,
+                        uint8_t* out);
 
 // Computes the columns [n_begin, n_end) of C for every row.
 using Fp8GemmFn = void (*)(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end);

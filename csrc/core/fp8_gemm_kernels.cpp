@@ -40,6 +40,13 @@ using Vec = __m512;
 inline Vec vzero() { return _mm512_setzero_ps(); }
 inline Vec vset1(float x) { return _mm512_set1_ps(x); }
 inline Vec vload(const float* p) { return _mm512_loadu_ps(p); }
+inline void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+// The pair a[0], a[1] repeated over the lanes (vector v of a 64-lane row, lanes in (column, K parity) order).
+inline Vec a_lanes(const float* a, int) {
+  double d;
+  std::memcpy(&d, a, sizeof d);
+  return _mm512_castpd_ps(_mm512_set1_pd(d));
+}
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline Vec vmul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
 inline Vec vadd(Vec a, Vec b) { return _mm512_add_ps(a, b); }
@@ -60,9 +67,9 @@ inline Vec vcvt_e4m3(const uint8_t* p) {
 constexpr int kCvtVecs = 32 / kLanes;
 struct NanTrack {
   __m256i max = _mm256_setzero_si256();
-  bool seen() const {
-    return _mm256_movemask_epi8(_mm256_cmpeq_epi8(max, _mm256_set1_epi8(0x7F))) != 0;
-  }
+  // Bit i: byte i of the 32-byte runs held a NaN code.
+  uint32_t positions() const { return uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(max, _mm256_set1_epi8(0x7F)))); }
+  bool seen() const { return positions() != 0; }
 };
 inline void cvt32_e4m3_div256(const uint8_t* p, Vec out[kCvtVecs], NanTrack& nan) {
   const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -112,6 +119,12 @@ using Vec = __m256;
 inline Vec vzero() { return _mm256_setzero_ps(); }
 inline Vec vset1(float x) { return _mm256_set1_ps(x); }
 inline Vec vload(const float* p) { return _mm256_loadu_ps(p); }
+inline void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+inline Vec a_lanes(const float* a, int) {
+  double d;
+  std::memcpy(&d, a, sizeof d);
+  return _mm256_castpd_ps(_mm256_set1_pd(d));
+}
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline Vec vmul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
 inline Vec vadd(Vec a, Vec b) { return _mm256_add_ps(a, b); }
@@ -136,9 +149,9 @@ inline Vec vcvt_e4m3(const uint8_t* p) {
 constexpr int kCvtVecs = 32 / kLanes;
 struct NanTrack {
   __m256i max = _mm256_setzero_si256();
-  bool seen() const {
-    return _mm256_movemask_epi8(_mm256_cmpeq_epi8(max, _mm256_set1_epi8(0x7F))) != 0;
-  }
+  // Bit i: byte i of the 32-byte runs held a NaN code.
+  uint32_t positions() const { return uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(max, _mm256_set1_epi8(0x7F)))); }
+  bool seen() const { return positions() != 0; }
 };
 inline void cvt32_e4m3_div256(const uint8_t* p, Vec out[kCvtVecs], NanTrack& nan) {
   const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -160,6 +173,8 @@ using Vec = float;
 inline Vec vzero() { return 0.0f; }
 inline Vec vset1(float x) { return x; }
 inline Vec vload(const float* p) { return *p; }
+inline void vstore(float* p, Vec v) { *p = v; }
+inline Vec a_lanes(const float* a, int v) { return a[v & 1]; }
 inline Vec vfma(Vec a, Vec b, Vec c) { return a * b + c; }
 inline Vec vmul(Vec a, Vec b) { return a * b; }
 inline Vec vadd(Vec a, Vec b) { return a + b; }
@@ -168,8 +183,9 @@ inline Vec vcvt_e4m3(const uint8_t* p) { return e4m3_value(*p); }
 
 constexpr int kCvtVecs = 32;
 struct NanTrack {
-  bool nan = false;
-  bool seen() const { return nan; }
+  uint32_t nan = 0;
+  uint32_t positions() const { return nan; }
+  bool seen() const { return nan != 0; }
 };
 inline void cvt32_e4m3_div256(const uint8_t* p, Vec out[kCvtVecs], NanTrack& track) {
   static const struct Table {
@@ -178,12 +194,10 @@ inline void cvt32_e4m3_div256(const uint8_t* p, Vec out[kCvtVecs], NanTrack& tra
       for (int b = 0; b < 256; ++b) v[b] = e4m3_value(uint8_t(b)) * (1.0f / 256.0f);
     }
   } table;
-  uint8_t max_mag = 0;
   for (int i = 0; i < 32; ++i) {
     out[i] = table.v[p[i]];
-    max_mag = std::max<uint8_t>(max_mag, p[i] & 0x7F);
+    if ((p[i] & 0x7F) == 0x7F) track.nan |= uint32_t(1) << i;
   }
-  track.nan |= max_mag == 0x7F;
 }
 
 #endif
@@ -282,6 +296,98 @@ void skinny(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
   }
 }
 
+// --- prepacked weights -------------------------------------------------------------------------------------
+
+// A K-pair row of a full prepacked panel is 64 codes in (column, K parity) order. Vectors hold them in that order;
+// pairs of A are broadcast to match, so each lane sums one column's even or odd K values, added up at the end.
+constexpr int kPairVecs = 64 / kLanes;
+
+bool full_prepacked_panel(const Fp8GemmProblem& p, int64_t j0, int64_t n_end) {
+  return n_end - j0 >= kFp8PanelColumns && p.n - j0 >= kFp8PanelColumns;
+}
+
+// Columns of a 32-column panel holding a NaN code, from the byte positions tracked over its pair rows.
+uint64_t pair_row_nan_columns(const NanTrack nan[2]) {
+  uint64_t mask = 0;
+  for (int h = 0; h < 2; ++h) {
+    const uint32_t pos = nan[h].positions();
+    for (int c = 0; c < 16; ++c) {
+      if ((pos >> (2 * c)) & 3u) mask |= uint64_t(1) << (16 * h + c);
+    }
+  }
+  return mask;
+}
+
+// Rows [0, M) of the full panel at j0: total [M][64] (lanes as the pair rows), scaled per segment.
+template <int M>
+uint64_t skinny_prepacked_panel(const Fp8GemmProblem& p, int64_t j0, float* col_scale /* [64] */, float* total) {
+  const uint8_t* panel = p.b + j0 * p.k;
+  for (int i = 0; i < M * 64; ++i) total[i] = 0.0f;
+  NanTrack nan[2];
+  for (int64_t k0 = 0, kb = 0; k0 < p.k; k0 += p.k_segment, ++kb) {
+    Vec acc[M][kPairVecs];
+    for (int r = 0; r < M; ++r) {
+      for (int v = 0; v < kPairVecs; ++v) acc[r][v] = vzero();
+    }
+    for (int64_t kp = k0 / 2; kp < (k0 + p.k_segment) / 2; ++kp) {
+      const uint8_t* row = panel + kp * 64;
+      prefetch(row + 1024);
+      Vec b[kPairVecs];
+      cvt32_e4m3_div256(row, b, nan[0]);
+      cvt32_e4m3_div256(row + 32, b + kCvtVecs, nan[1]);
+      for (int r = 0; r < M; ++r) {
+        const float* a = p.a + r * p.lda + 2 * kp;
+        for (int v = 0; v < kPairVecs; ++v) acc[r][v] = vfma(a_lanes(a, v), b[v], acc[r][v]);
+      }
+    }
+    for (int l = 0; l < 64; ++l) col_scale[l] = p.b_scale.at(j0 + l / 2, kb) * 256.0f;
+    for (int r = 0; r < M; ++r) {
+      const Vec sa = vset1(p.a_scale.at(r, kb));
+      for (int v = 0; v < kPairVecs; ++v) {
+        float* t = total + r * 64 + v * kLanes;
+        vstore(t, vfma(acc[r][v], vmul(vload(col_scale + v * kLanes), sa), vload(t)));
+      }
+    }
+  }
+  return pair_row_nan_columns(nan);
+}
+
+template <int M>
+void skinny_prepacked(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
+  alignas(64) float col_scale[64];
+  alignas(64) float total[M * 64];
+  for (int64_t j0 = n_begin; j0 < n_end; j0 += kFp8PanelColumns) {
+    if (!full_prepacked_panel(p, j0, n_end)) {
+      // The narrow last panel (n not a multiple of 32): a few columns, plain loops.
+      reference::fp8_gemm(p, j0, n_end);
+      return;
+    }
+    const uint64_t nan = skinny_prepacked_panel<M>(p, j0, col_scale, total);
+    for (int r = 0; r < M; ++r) {
+      for (int c = 0; c < kFp8PanelColumns; ++c) {
+        float v = total[r * 64 + 2 * c] + total[r * 64 + 2 * c + 1];
+        if ((nan >> c) & 1) v = std::numeric_limits<float>::quiet_NaN();
+        store_from_f32(p.c, p.c_type, r * p.ldc + j0 + c, v + (p.bias ? p.bias[j0 + c] : 0.0f));
+      }
+    }
+  }
+}
+
+#if defined(__AVX512F__)
+// A pair row of a full panel as the even-K and the odd-K rows of float32 values times 2^-8, 32 columns each.
+inline void cvt_pair_row(const uint8_t* row, __m512 even[2], __m512 odd[2], NanTrack nan[2]) {
+  __m512 v[4];
+  cvt32_e4m3_div256(row, v, nan[0]);
+  cvt32_e4m3_div256(row + 32, v + 2, nan[1]);
+  const __m512i take_even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i take_odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  for (int h = 0; h < 2; ++h) {
+    even[h] = _mm512_permutex2var_ps(v[2 * h], take_even, v[2 * h + 1]);
+    odd[h] = _mm512_permutex2var_ps(v[2 * h], take_odd, v[2 * h + 1]);
+  }
+}
+#endif
+
 // --- packed path ------------------------------------------------------------------------------------------
 
 // Columns [j0, j0 + kNr) of B as float32 values times 2^-8, [k][kNr]; columns past n_end are zero. Returns
@@ -301,9 +407,13 @@ const float* e4m3_div256_table() {
 uint64_t nan_columns(const Fp8GemmProblem& p, int64_t j0, int64_t n_end) {
   uint64_t mask = 0;
   for (int c = 0; c < kNr && j0 + c < n_end; ++c) {
-    const uint8_t* row = p.b + (j0 + c) * p.ldb;
     uint8_t max_mag = 0;
-    for (int64_t k = 0; k < p.k; ++k) max_mag = std::max<uint8_t>(max_mag, row[k] & 0x7F);
+    if (p.b_prepacked) {
+      for (int64_t k = 0; k < p.k; ++k) max_mag = std::max<uint8_t>(max_mag, fp8_weight_code(p, j0 + c, k) & 0x7F);
+    } else {
+      const uint8_t* row = p.b + (j0 + c) * p.ldb;
+      for (int64_t k = 0; k < p.k; ++k) max_mag = std::max<uint8_t>(max_mag, row[k] & 0x7F);
+    }
     if (max_mag == 0x7F) mask |= uint64_t(1) << c;
   }
   return mask;
@@ -311,6 +421,27 @@ uint64_t nan_columns(const Fp8GemmProblem& p, int64_t j0, int64_t n_end) {
 
 uint64_t pack_panel(const Fp8GemmProblem& p, int64_t j0, int64_t n_end, float* panel) {
   const float* table = e4m3_div256_table();
+  if (p.b_prepacked) {
+#if defined(__AVX512F__)
+    static_assert(kNr == kFp8PanelColumns, "the AVX-512 panel is a prepacked panel");
+    if (full_prepacked_panel(p, j0, n_end)) {
+      NanTrack nan[2];
+      for (int64_t kp = 0; kp < p.k / 2; ++kp) {
+        __m512 even[2], odd[2];
+        cvt_pair_row(p.b + j0 * p.k + kp * 64, even, odd, nan);
+        for (int h = 0; h < 2; ++h) {
+          _mm512_storeu_ps(panel + (2 * kp) * kNr + 16 * h, even[h]);
+          _mm512_storeu_ps(panel + (2 * kp + 1) * kNr + 16 * h, odd[h]);
+        }
+      }
+      return pair_row_nan_columns(nan);
+    }
+#endif
+    for (int c = 0; c < kNr; ++c) {
+      for (int64_t k = 0; k < p.k; ++k) panel[k * kNr + c] = j0 + c < n_end ? table[fp8_weight_code(p, j0 + c, k)] : 0.0f;
+    }
+    return nan_columns(p, j0, n_end);
+  }
   int64_t k_done = 0;
 #if defined(__AVX512F__)
   // 16 columns x 16 K values at a time: convert each column's run, transpose, store panel rows.
@@ -407,8 +538,23 @@ void packed(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
 // exact, since an E4M3 value has at most 4 significant bits. K is padded with zeros to k_pairs * 2.
 uint64_t pack_panel_bf16(const Fp8GemmProblem& p, int64_t j0, int64_t n_end, int64_t k_pairs, uint32_t* panel) {
   const float* table = e4m3_div256_table();
+  if (p.b_prepacked && full_prepacked_panel(p, j0, n_end)) {
+    // Pair rows are already in the bf16 pair order: convert, no transpose.
+    NanTrack nan[2];
+    for (int64_t kp = 0; kp < p.k / 2; ++kp) {
+      for (int h = 0; h < 2; ++h) {
+        __m512 v[2];
+        cvt32_e4m3_div256(p.b + j0 * p.k + kp * 64 + 32 * h, v, nan[h]);
+        _mm512_storeu_si512(panel + kp * kNr + 16 * h, (__m512i)_mm512_cvtne2ps_pbh(v[1], v[0]));
+      }
+    }
+    for (int64_t kp = p.k / 2; kp < k_pairs; ++kp) {
+      for (int c = 0; c < kNr; ++c) panel[kp * kNr + c] = 0u;
+    }
+    return pair_row_nan_columns(nan);
+  }
   int64_t k_done = 0;
-  for (; k_done + 16 <= p.k; k_done += 16) {
+  for (; !p.b_prepacked && k_done + 16 <= p.k; k_done += 16) {
     for (int cg = 0; cg < kNr; cg += 16) {
       __m512 r[16];
       for (int c = 0; c < 16; ++c) {
@@ -427,7 +573,7 @@ uint64_t pack_panel_bf16(const Fp8GemmProblem& p, int64_t j0, int64_t n_end, int
     const int64_t j = j0 + c;
     for (int64_t k = k_done; k < k_pairs * 2; k += 2) {
       auto half = [&](int64_t kk) -> uint32_t {
-        return (j < n_end && kk < p.k) ? f32_bits(table[p.b[j * p.ldb + kk]]) >> 16 : 0u;
+        return (j < n_end && kk < p.k) ? f32_bits(table[fp8_weight_code(p, j, kk)]) >> 16 : 0u;
       };
       panel[(k / 2) * kNr + c] = half(k) | (half(k + 1) << 16);
     }
@@ -593,6 +739,16 @@ void gemm(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
 #elif defined(__AVX512BF16__)
   if (p.a_bf16_exact && p.m > 4) return packed_bf16(p, n_begin, n_end);
 #endif
+  if (p.b_prepacked) {
+    switch (p.m) {
+      case 0: return;
+      case 1: return skinny_prepacked<1>(p, n_begin, n_end);
+      case 2: return skinny_prepacked<2>(p, n_begin, n_end);
+      case 3: return skinny_prepacked<3>(p, n_begin, n_end);
+      case 4: return skinny_prepacked<4>(p, n_begin, n_end);
+      default: return packed(p, n_begin, n_end);
+    }
+  }
   switch (p.m) {
     case 0: return;
     case 1: return skinny<1>(p, n_begin, n_end);

@@ -1,5 +1,6 @@
 // The FP8 rules in plain float arithmetic (frexp, nearbyint); the ISA kernels derive the same bits with integer
 // tricks, so the tests between them compare two derivations.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -80,7 +81,7 @@ void fp8_gemm(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
       float total = 0.0f;
       for (int64_t k0 = 0, kb = 0; k0 < p.k; k0 += p.k_segment, ++kb) {
         float acc = 0.0f;
-        for (int64_t k = k0; k < k0 + p.k_segment; ++k) acc += p.a[i * p.lda + k] * e4m3_to_f32(p.b[j * p.ldb + k]);
+        for (int64_t k = k0; k < k0 + p.k_segment; ++k) acc += p.a[i * p.lda + k] * e4m3_to_f32(fp8_weight_code(p, j, k));
         total += acc * (p.a_scale.at(i, kb) * p.b_scale.at(j, kb));
       }
       if (p.bias != nullptr) total += p.bias[j];
@@ -92,6 +93,13 @@ void fp8_gemm(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
 }  // namespace mxkernels::core::reference
 
 namespace mxkernels::core {
+void prepack_fp8_weight(const uint8_t* b, int64_t ldb, int64_t n, int64_t k, int64_t panel_begin, int64_t panel_end,
+                        uint8_t* out) {
+  for (int64_t j = panel_begin * kFp8PanelColumns; j < std::min(n, panel_end * kFp8PanelColumns); ++j) {
+    for (int64_t kk = 0; kk < k; ++kk) out[fp8_prepacked_offset(n, k, j, kk)] = b[j * ldb + kk];
+  }
+}
+
 float fp8_scale(float amax, float eps, bool ue8m0) {
   const float clamped = amax < eps ? eps : amax;  // NaN stays NaN, as torch.clamp
   const float scale = clamped / kFp8E4m3Max;

@@ -1,4 +1,4 @@
-// Quantizes a bfloat16 weight to MXFP4 and back, from a plain libtorch program.
+// Quantizes a bfloat16 weight to MXFP4 and back, and runs it as an FP8 layer, from a plain libtorch program.
 #include <torch/torch.h>
 
 #include <iostream>
@@ -20,6 +20,18 @@ int main() {
   // far outside that means the library is broken.
   if (!(rel_rms > 0.01 && rel_rms < 0.25) || back.sizes() != w.sizes()) {
     std::cerr << "round trip out of the expected range\n";
+    return 1;
+  }
+  // FP8 W8A16 with per-channel scales and prepacked weights, against the float32 product.
+  const torch::Tensor x = torch::randn({8, 2880}, torch::kBFloat16);
+  auto [w8, w8_scale] = mxkernels::quantize_fp8(w, /*group_size=*/2880);  // per channel: [256, 1]
+  const torch::Tensor y = mxkernels::fp8_gemm_w8a16(x, mxkernels::prepack_fp8_weight(w8), w8_scale.reshape({-1}));
+  const torch::Tensor y_ref = torch::matmul(x.to(torch::kFloat), w.to(torch::kFloat).t());
+  const double y_rel_rms = ((y.to(torch::kFloat) - y_ref).pow(2).mean() / y_ref.pow(2).mean()).sqrt().item<double>();
+  std::cout << "fp8 W8A16 " << y.sizes() << " " << y.dtype() << ", relative RMS error against float32: " << y_rel_rms << "\n";
+  // E4M3 keeps 3 mantissa bits: a few percent of RMS error; more means the library is broken.
+  if (!(y_rel_rms > 1e-3 && y_rel_rms < 0.08) || y.sizes() != torch::IntArrayRef({8, 256})) {
+    std::cerr << "fp8 GEMM out of the expected range\n";
     return 1;
   }
   std::cout << "ok\n";

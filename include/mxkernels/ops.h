@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -47,6 +48,43 @@ inline at::Tensor dequantize_mxfp4(const at::Tensor& q, const at::Tensor& scales
   static const auto handle = detail::op<at::Tensor(const at::Tensor&, const at::Tensor&, at::ScalarType)>(
       "mxkernels::dequantize_mxfp4");
   return handle.call(q, scales, dtype);
+}
+
+// Per-group FP8 (E4M3) quantization of x (float32 / bfloat16 / float16, last dim a positive multiple of
+// group_size with stride 1; group_size = K gives per-token scales). Returns q (float8_e4m3fn, x's shape) and
+// scales (float32, [..., K / group_size]); scale = max(amax, eps) / 448, a power of two above it with scale_ue8m0.
+inline std::tuple<at::Tensor, at::Tensor> quantize_fp8(const at::Tensor& x, int64_t group_size = 128, double eps = 1e-10,
+                                                       bool scale_ue8m0 = false) {
+  static const auto handle = detail::op<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, c10::SymInt, double, bool)>(
+      "mxkernels::quantize_fp8");
+  return handle.call(x, c10::SymInt(group_size), eps, scale_ue8m0);
+}
+
+// W8A8: (a * a_scale) @ (b * b_scale)^T + bias in float32. a float8_e4m3fn [..., K]; b float8_e4m3fn [N, K] or
+// prepack_fp8_weight(b); a_scale per tensor / per token [..., 1] / per group [..., K/128]; b_scale per tensor /
+// per channel [N] / 128x128 blocks. Output [..., N] in out_dtype (bfloat16 when not given).
+inline at::Tensor fp8_gemm(const at::Tensor& a, const at::Tensor& b, const at::Tensor& a_scale, const at::Tensor& b_scale,
+                           const std::optional<at::Tensor>& bias = std::nullopt,
+                           std::optional<at::ScalarType> out_dtype = std::nullopt) {
+  static const auto handle =
+      detail::op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                            const std::optional<at::Tensor>&, std::optional<at::ScalarType>)>("mxkernels::fp8_gemm");
+  return handle.call(a, b, a_scale, b_scale, bias, out_dtype);
+}
+
+// W8A16: x (float32 / bfloat16 / float16 [..., K]) @ (b * b_scale)^T + bias, output in x's dtype.
+inline at::Tensor fp8_gemm_w8a16(const at::Tensor& x, const at::Tensor& b, const at::Tensor& b_scale,
+                                 const std::optional<at::Tensor>& bias = std::nullopt) {
+  static const auto handle =
+      detail::op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&)>(
+          "mxkernels::fp8_gemm_w8a16");
+  return handle.call(x, b, b_scale, bias);
+}
+
+// FP8 weights b [N, K] (K even) in the CPU kernels' order, [N, K/2, 2]; both GEMMs accept them as b.
+inline at::Tensor prepack_fp8_weight(const at::Tensor& b) {
+  static const auto handle = detail::op<at::Tensor(const at::Tensor&)>("mxkernels::prepack_fp8_weight");
+  return handle.call(b);
 }
 
 }  // namespace mxkernels

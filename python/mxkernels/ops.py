@@ -93,7 +93,8 @@ def fp8_gemm(
 
     Args:
         a: float8_e4m3fn ``[..., K]`` (leading dims are kept in the output).
-        b: float8_e4m3fn ``[N, K]`` (the nn.Linear layout), last dim contiguous.
+        b: float8_e4m3fn ``[N, K]`` (the nn.Linear layout), last dim contiguous, or the same weights from
+            :func:`prepack_fp8_weight` (``[N, K/2, 2]``).
         a_scale: float32, per tensor (``[]`` or ``[1]``), per token (``[..., 1]``) or per group of 128 along K
             (``[..., K/128]``).
         b_scale: float32, per tensor, per channel (``[N]``) or 128x128 blocks (``[ceil(N/128), K/128]``).
@@ -106,10 +107,19 @@ def fp8_gemm(
     return torch.ops.mxkernels.fp8_gemm(a, b, a_scale, b_scale, bias, out_dtype)
 
 
+def prepack_fp8_weight(b: torch.Tensor) -> torch.Tensor:
+    """Rearranges FP8 weights ``b [N, K]`` (float8_e4m3fn, K even) into the order the CPU GEMM kernels read them:
+    ``[N, K/2, 2]``, the same bytes, in panels of 32 columns (see docs/formats.md). Pass the result as ``b`` to
+    :func:`fp8_gemm` / :func:`fp8_gemm_w8a16` (same scales and bias): it saves the per-call repacking that costs up to
+    a third of the time at batch sizes of 8 to 32, and the results are the same as with the plain weights (bit for
+    bit for more than 4 rows; for 1 to 4 rows the float32 sums run in another order). Treat the result as opaque."""
+    return torch.ops.mxkernels.prepack_fp8_weight(b)
+
+
 def fp8_gemm_w8a16(
     x: torch.Tensor, b: torch.Tensor, b_scale: torch.Tensor, bias: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
     """W8A16 GEMM: ``x @ (b * b_scale).T + bias`` with float32 / bfloat16 / float16 activations ``x [..., K]`` kept
-    in their precision (converted to float32 exactly), FP8 weights ``b [N, K]``; output in x's dtype. ``b_scale`` as
+    in their precision (converted to float32 exactly), FP8 weights ``b [N, K]`` (or prepacked); output in x's dtype. ``b_scale`` as
     in :func:`fp8_gemm`."""
     return torch.ops.mxkernels.fp8_gemm_w8a16(x, b, b_scale, bias)

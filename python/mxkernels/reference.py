@@ -179,3 +179,12 @@ def fp8_gemm(a: torch.Tensor, b: torch.Tensor, a_scale: torch.Tensor, b_scale: t
     b64 = b.to(torch.float64) * _expand_weight_scale(b_scale, n, k)
     out = a64 @ b64.T
     return out + bias.to(torch.float64) if bias is not None else out
+
+
+def prepack_fp8_weight(b: torch.Tensor) -> torch.Tensor:
+    """The reference of ``mxkernels.prepack_fp8_weight``: panels of 32 columns (the last one narrower), each
+    ``[K/2, columns, 2]``, one after another, returned as ``[N, K/2, 2]``."""
+    n, k = b.shape
+    panels = [b[j0:j0 + 32].reshape(-1, k // 2, 2).transpose(0, 1).reshape(-1) for j0 in range(0, n, 32)]
+    flat = torch.cat(panels) if panels else b.reshape(-1)
+    return flat.reshape(n, k // 2, 2)

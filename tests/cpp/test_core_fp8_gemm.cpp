@@ -86,26 +86,35 @@ void run_case(const Case& c, uint32_t seed) {
   const double out_rel = c.out == FloatType::f32 ? std::ldexp(1.0, -24) : c.out == FloatType::bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
   const double out_abs = c.out == FloatType::f16 ? std::ldexp(1.0, -25) : 0.0;
 
+  // The same weights prepacked (K even): panels of 32 columns.
+  std::vector<uint8_t> packed(b.size());
+  if (c.k % 2 == 0) core::prepack_fp8_weight(b.data(), c.k, c.n, c.k, 0, (c.n + 31) / 32, packed.data());
+
   for (CpuIsa isa : core::compiled_cpu_isas()) {
     if (!core::cpu_isa_supported(isa)) continue;
+    for (bool prepacked : {false, true}) {
+    if (prepacked && c.k % 2 != 0) continue;
     std::vector<uint8_t> out(size_t(c.m * c.n) * core::float_type_bytes(c.out), 0xEE);
     core::Fp8GemmProblem p;
     p.m = c.m; p.n = c.n; p.k = c.k;
     p.a = a.data(); p.lda = c.k;
-    p.b = b.data(); p.ldb = c.k;
+    p.b = prepacked ? packed.data() : b.data(); p.ldb = c.k;
+    p.b_prepacked = prepacked;
     p.a_scale = sa; p.b_scale = sb;
     p.k_segment = seg;
     p.a_bf16_exact = c.bf16_a;
     p.bias = c.bias ? bias.data() : nullptr;
     p.c = out.data(); p.c_type = c.out; p.ldc = c.n;
-    // Two column ranges, as two threads would compute them.
-    const int64_t split = c.n / 2;
+    // Two column ranges, as two threads would compute them (prepacked: split on a panel boundary).
+    const int64_t split = prepacked ? c.n / 2 / 32 * 32 : c.n / 2;
     core::fp8_gemm_kernels(isa).gemm(p, 0, split);
     core::fp8_gemm_kernels(isa).gemm(p, split, c.n);
     for (int64_t i = 0; i < c.m * c.n; ++i) {
       const double got = core::load_as_f32(out.data(), c.out, i);
       const double tol = 2.0 * double(c.k + 4) * std::ldexp(1.0, -24) * mag[i] + out_rel * std::fabs(want[i]) + out_abs;
-      ASSERT_LE(std::fabs(got - want[i]), tol) << describe(c, isa) << " at " << i << ": got " << got << " want " << want[i];
+      ASSERT_LE(std::fabs(got - want[i]), tol) << describe(c, isa) << (prepacked ? " prepacked" : "") << " at " << i
+                                               << ": got " << got << " want " << want[i];
+    }
     }
   }
 }
@@ -151,24 +160,69 @@ TEST(Fp8GemmCore, Bf16ActivationsEveryLevel) {
   }
 }
 
+TEST(Fp8GemmCore, PrepackedLayout) {
+  // n = 40: one full panel and one of 8 columns; k = 6.
+  const int64_t n = 40, k = 6;
+  std::vector<uint8_t> b(size_t(n * k)), packed(b.size(), 0xEE);
+  for (size_t i = 0; i < b.size(); ++i) b[i] = uint8_t(i * 7);
+  core::prepack_fp8_weight(b.data(), k, n, k, 0, 2, packed.data());
+  EXPECT_EQ(packed[0], b[0]);          // column 0, k 0
+  EXPECT_EQ(packed[1], b[1]);          // column 0, k 1
+  EXPECT_EQ(packed[2], b[k]);          // column 1, k 0
+  EXPECT_EQ(packed[64], b[2]);         // second pair row: column 0, k 2
+  EXPECT_EQ(packed[32 * k], b[32 * k]);                   // the second panel starts at column 32
+  EXPECT_EQ(packed[32 * k + 2 * 8], b[32 * k + 2]);       // its pair rows are 8 columns wide
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t kk = 0; kk < k; ++kk) EXPECT_EQ(packed[core::fp8_prepacked_offset(n, k, j, kk)], b[j * k + kk]);
+  }
+}
+
+TEST(Fp8GemmCore, PrepackedLargeShapes) {
+  uint32_t seed = 300;
+  for (int64_t m : {1, 4, 5, 64}) {
+    run_case({m, 96, 2880, Layout::row, Layout::row, m % 2 == 0, FloatType::bf16}, seed++);
+    run_case({m, 160, 384, Layout::block, Layout::block, true, FloatType::f32}, seed++);
+    Case c{m, 64, 256, Layout::tensor, Layout::row, false, FloatType::f32};
+    c.bf16_a = true;
+    run_case(c, seed++);
+  }
+}
+
 TEST(Fp8GemmCore, NanWeightsPropagate) {
-  std::vector<uint8_t> b(2 * 32, 0x38);  // 1.0
-  b[5] = 0x7F;                           // NaN in column 0
-  float scale = 1.0f;
-  for (CpuIsa isa : core::compiled_cpu_isas()) {
-    if (!core::cpu_isa_supported(isa)) continue;
-    for (int64_t m : {1, 5}) {        // skinny and packed paths
-      for (bool bf16_a : {false, true}) {  // and the bf16 / AMX packed paths where the level has them
-        std::vector<float> a(size_t(m * 32), 1.0f), out(size_t(m * 2));
-        core::Fp8GemmProblem p;
-        p.m = m; p.n = 2; p.k = 32; p.a = a.data(); p.lda = 32; p.b = b.data(); p.ldb = 32;
-        p.a_scale.scale = &scale; p.b_scale.scale = &scale; p.k_segment = 32;
-        p.c = out.data(); p.c_type = FloatType::f32; p.ldc = 2;
-        p.a_bf16_exact = bf16_a;
-        core::fp8_gemm_kernels(isa).gemm(p, 0, 2);
-        for (int64_t i = 0; i < m; ++i) {
-          EXPECT_TRUE(std::isnan(out[i * 2])) << core::cpu_isa_name(isa);
-          EXPECT_EQ(out[i * 2 + 1], 32.0f) << core::cpu_isa_name(isa);
+  // n = 2 (the narrow-panel route when prepacked) and n = 34 (a full panel, then a narrow one); NaN codes in
+  // column 0 at an even K and in column 17 at an odd K.
+  for (int64_t n : {2, 34}) {
+    std::vector<uint8_t> b(size_t(n * 32), 0x38);  // 1.0
+    b[4] = 0x7F;
+    if (n > 17) b[17 * 32 + 9] = 0xFF;
+    std::vector<uint8_t> packed(b.size());
+    core::prepack_fp8_weight(b.data(), 32, n, 32, 0, (n + 31) / 32, packed.data());
+    float scale = 1.0f;
+    for (CpuIsa isa : core::compiled_cpu_isas()) {
+      if (!core::cpu_isa_supported(isa)) continue;
+      for (bool prepacked : {false, true}) {
+        for (int64_t m : {1, 5}) {             // skinny and packed paths
+          for (bool bf16_a : {false, true}) {  // and the bf16 / AMX packed paths where the level has them
+            std::vector<float> a(size_t(m * 32), 1.0f), out(size_t(m * n));
+            core::Fp8GemmProblem p;
+            p.m = m; p.n = n; p.k = 32; p.a = a.data(); p.lda = 32;
+            p.b = prepacked ? packed.data() : b.data(); p.ldb = 32; p.b_prepacked = prepacked;
+            p.a_scale.scale = &scale; p.b_scale.scale = &scale; p.k_segment = 32;
+            p.c = out.data(); p.c_type = FloatType::f32; p.ldc = n;
+            p.a_bf16_exact = bf16_a;
+            core::fp8_gemm_kernels(isa).gemm(p, 0, n);
+            const std::string where = std::string(core::cpu_isa_name(isa)) + " n=" + std::to_string(n) +
+                                      " m=" + std::to_string(m) + (prepacked ? " prepacked" : "");
+            for (int64_t i = 0; i < m; ++i) {
+              for (int64_t j = 0; j < n; ++j) {
+                if (j == 0 || j == 17) {
+                  EXPECT_TRUE(std::isnan(out[i * n + j])) << where << " column " << j;
+                } else {
+                  EXPECT_EQ(out[i * n + j], 32.0f) << where << " column " << j;
+                }
+              }
+            }
+          }
         }
       }
     }

@@ -43,23 +43,25 @@ def check_close(out, a, b, a_scale, b_scale, bias):
 @pytest.mark.parametrize("a_kind", ["tensor", "row", "group"])
 @pytest.mark.parametrize("b_kind", ["tensor", "row", "block"])
 @pytest.mark.parametrize("with_bias", [False, True])
-def test_w8a8_against_float64(lead, a_kind, b_kind, with_bias):
+@pytest.mark.parametrize("prepacked", [False, True])
+def test_w8a8_against_float64(lead, a_kind, b_kind, with_bias, prepacked):
     seed = hash((lead, a_kind, b_kind, with_bias)) % 1000
     a, b = fp8((*lead, K), seed), fp8((N, K), seed + 1)
     a_scale, b_scale = scales(a_kind, lead, K, seed + 2), scales(b_kind, lead, K, seed + 3, weight=True)
     bias = torch.randn(N, generator=torch.Generator().manual_seed(seed)) if with_bias else None
-    out = mxkernels.fp8_gemm(a, b, a_scale, b_scale, bias)
+    out = mxkernels.fp8_gemm(a, mxkernels.prepack_fp8_weight(b) if prepacked else b, a_scale, b_scale, bias)
     assert out.dtype == torch.bfloat16 and out.shape == (*lead, N) and out.is_contiguous()
     check_close(out, a, b, a_scale, b_scale, bias)
 
 
 @pytest.mark.parametrize("out_dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("m", [1, 3, 64])
-def test_w8a8_out_dtypes_every_cpu_level(isa, out_dtype, m):
+@pytest.mark.parametrize("prepacked", [False, True])
+def test_w8a8_out_dtypes_every_cpu_level(isa, out_dtype, m, prepacked):
     a, b = fp8((m, K), 1), fp8((N, K), 2)
     a_scale, b_scale = scales("group", (m,), K, 3), scales("block", (m,), K, 4, weight=True)
     bias = torch.randn(N).to(torch.bfloat16)
-    out = mxkernels.fp8_gemm(a, b, a_scale, b_scale, bias, out_dtype)
+    out = mxkernels.fp8_gemm(a, mxkernels.prepack_fp8_weight(b) if prepacked else b, a_scale, b_scale, bias, out_dtype)
     assert out.dtype == out_dtype
     check_close(out, a, b, a_scale, b_scale, bias)
 
@@ -67,11 +69,12 @@ def test_w8a8_out_dtypes_every_cpu_level(isa, out_dtype, m):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("lead", [(1,), (3,), (64,), (257,), (2, 5)])
 @pytest.mark.parametrize("b_kind", ["tensor", "row", "block"])
-def test_w8a16_against_float64(dtype, lead, b_kind):
+@pytest.mark.parametrize("prepacked", [False, True])
+def test_w8a16_against_float64(dtype, lead, b_kind, prepacked):
     x = torch.randn(*lead, K, generator=torch.Generator().manual_seed(len(lead))).to(dtype)
     b, b_scale = fp8((N, K), 7), scales(b_kind, lead, K, 8, weight=True)
     bias = torch.randn(N)
-    out = mxkernels.fp8_gemm_w8a16(x, b, b_scale, bias)
+    out = mxkernels.fp8_gemm_w8a16(x, mxkernels.prepack_fp8_weight(b) if prepacked else b, b_scale, bias)
     assert out.dtype == dtype and out.shape == (*lead, N)
     check_close(out, x, b, torch.ones(1), b_scale, bias)
 
@@ -86,6 +89,44 @@ def test_k_not_a_multiple_of_the_vector_or_tile_width(isa, m):
     mag = reference.fp8_gemm(a.to(torch.float32).abs(), b.to(torch.float32).abs(), sa, sb, bias.abs())
     assert out.shape == (m, N)
     assert ((out.double() - want).abs() <= 2 * (k + 4) * 2.0 ** -24 * mag + 2.0 ** -24 * want.abs()).all()
+
+
+@pytest.mark.parametrize("n", [1, 31, 32, 200])
+def test_prepack_layout_against_reference(n):
+    b = fp8((n, K), 51)
+    packed = mxkernels.prepack_fp8_weight(b)
+    assert packed.shape == (n, K // 2, 2) and packed.dtype == torch.float8_e4m3fn and packed.is_contiguous()
+    assert torch.equal(packed.view(torch.uint8), reference.prepack_fp8_weight(b).view(torch.uint8))
+    # A non-contiguous b (a view with row stride > K) packs the same values.
+    wide = fp8((n, K + 64), 51)[:, :K]
+    assert torch.equal(mxkernels.prepack_fp8_weight(wide).view(torch.uint8),
+                       reference.prepack_fp8_weight(wide.contiguous()).view(torch.uint8))
+
+
+@pytest.mark.parametrize("m", [1, 4, 5, 64])
+def test_prepacked_equals_plain_every_cpu_level(isa, m):
+    # More than 4 rows: the same panels reach the same microkernel, so the results are bitwise equal. Up to 4 rows
+    # the decode path sums (column, K parity) lanes instead of K runs: equal within the accumulation bound.
+    a, b = fp8((m, K), 61), fp8((N, K), 62)
+    sa, sb, bias = torch.rand(m, 1) + 0.5, torch.rand(N) / 16 + 0.01, torch.randn(N)
+    plain = mxkernels.fp8_gemm(a, b, sa, sb, bias, torch.float32)
+    packed = mxkernels.fp8_gemm(a, mxkernels.prepack_fp8_weight(b), sa, sb, bias, torch.float32)
+    if m > 4:
+        assert torch.equal(plain, packed)
+    else:
+        check_close(packed, a, b, sa, sb, bias)
+        torch.testing.assert_close(plain, packed, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("m", [1, 5])
+def test_prepacked_nan_weights_make_their_column_nan(isa, m):
+    b = torch.ones(64, K).to(torch.float8_e4m3fn)
+    b[3, 10] = float("nan")
+    b[40, 7] = float("nan")  # in the second (full) panel
+    out = mxkernels.fp8_gemm(torch.ones(m, K).to(torch.float8_e4m3fn), mxkernels.prepack_fp8_weight(b),
+                             torch.ones(1), torch.ones(1), out_dtype=torch.float32)
+    nan_columns = out.isnan().all(0).nonzero().flatten().tolist()
+    assert nan_columns == [3, 40] and not out[:, [0, 1, 2, 39, 41]].isnan().any()
 
 
 def test_agrees_with_scaled_mm_per_tensor():
@@ -136,6 +177,15 @@ def test_opcheck(contiguous, m):
     opcheck(ops.fp8_gemm.default, (a, b, torch.ones(m, 1), torch.ones(N), None, None))
     x = torch.randn(m, K, dtype=torch.bfloat16) if contiguous else torch.randn(K, m, dtype=torch.bfloat16).t()
     opcheck(ops.fp8_gemm_w8a16.default, (x, b, scales("row", (m,), K, 25, True), None))
+    packed = mxkernels.prepack_fp8_weight(b)
+    opcheck(ops.fp8_gemm.default, (a, packed, torch.ones(m, 1), torch.ones(N), None, None))
+    opcheck(ops.fp8_gemm_w8a16.default, (x, packed, scales("row", (m,), K, 25, True), torch.randn(N)))
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_opcheck_prepack(contiguous):
+    b = fp8((N, K), 26) if contiguous else fp8((N, K + 32), 26)[:, 16:K + 16]
+    opcheck(ops.prepack_fp8_weight.default, (b,))
 
 
 def test_torch_compile_dynamic_no_recompile():
@@ -143,9 +193,12 @@ def test_torch_compile_dynamic_no_recompile():
     from torch._dynamo.utils import counters
     b, bs = fp8((N, K), 31), scales("block", (1,), K, 32, weight=True)
 
+    packed = mxkernels.prepack_fp8_weight(b)
+
     def layer(x):
         q, s = mxkernels.quantize_fp8(x, 128)
-        return mxkernels.fp8_gemm(q, b, s, bs, out_dtype=torch.float32) + mxkernels.fp8_gemm_w8a16(x, b, bs).float()
+        return (mxkernels.fp8_gemm(q, b, s, bs, out_dtype=torch.float32) + mxkernels.fp8_gemm_w8a16(x, b, bs).float()
+                + mxkernels.fp8_gemm_w8a16(x, packed, bs).float())
 
     compiled = torch.compile(layer, dynamic=True, fullgraph=True)
     counters.clear()
@@ -186,6 +239,20 @@ ERRORS = [
      "mxkernels.fp8_gemm_w8a16: x must be Float, BFloat16 or Half, got Double"),
     (lambda d: ops.fp8_gemm_w8a16(_e((4, K), d=d), _e((N, K), F8, d), _e((3, 2), d=d), None),
      "mxkernels.fp8_gemm_w8a16: b_scale of shape [3, 2] fits no granularity"),
+    (lambda d: ops.fp8_gemm(_e((4, K), F8, d), _e((N, K // 4, 2), F8, d), _e(1, d=d), _e(1, d=d), None, None),
+     "mxkernels.fp8_gemm: prepacked b of shape [200, 64, 2] holds K = 128, but the activations have K = 256"),
+    (lambda d: ops.fp8_gemm_w8a16(_e((4, K), d=d), _e((N, K // 4, 4), F8, d), _e(1, d=d), None),
+     "mxkernels.fp8_gemm_w8a16: a 3-D b must be prepacked [N, K/2, 2], got shape [200, 64, 4]"),
+    (lambda d: ops.fp8_gemm_w8a16(_e((4, K), d=d), _e((K // 2, N, 2), F8, d).transpose(0, 1), _e(1, d=d), None),
+     "mxkernels.fp8_gemm_w8a16: prepacked b must be contiguous, got strides [2, 400, 1]"),
+    (lambda d: ops.fp8_gemm_w8a16(_e((4, K), d=d), _e((2, N, K, 1), F8, d), _e(1, d=d), None),
+     "mxkernels.fp8_gemm_w8a16: b must be 2-D [N, K] (the nn.Linear layout) or 3-D [N, K/2, 2]"),
+    (lambda d: ops.prepack_fp8_weight(_e((N, 255), F8, d)),
+     "mxkernels.prepack_fp8_weight: K = b.size(1) must be positive and even, got 255"),
+    (lambda d: ops.prepack_fp8_weight(_e((N, K), torch.uint8, d)),
+     "mxkernels.prepack_fp8_weight: b must be float8_e4m3fn, got Byte"),
+    (lambda d: ops.prepack_fp8_weight(_e((3, N, K), F8, d)),
+     "mxkernels.prepack_fp8_weight: b must be 2-D [N, K] (the nn.Linear layout), got shape [3, 200, 256]"),
 ]
 
 

@@ -36,6 +36,7 @@ std::tuple<at::Tensor, at::Tensor> empty_quantize_fp8_per_tensor_outputs(const a
 enum class Fp8ScaleKind { tensor, row, group128 };
 
 struct Fp8GemmPlan {
+  bool b_prepacked = false;  // b is prepack_fp8_weight's [N, K/2, 2]
   Fp8ScaleKind a_scale_kind = Fp8ScaleKind::tensor;  // per tensor / per token / per group of 128 along K
   Fp8ScaleKind b_scale_kind = Fp8ScaleKind::tensor;  // per tensor / per channel / 128 x 128 blocks
   at::ScalarType out_dtype = at::kBFloat16;
@@ -49,6 +50,8 @@ Fp8GemmPlan check_fp8_gemm(const at::Tensor& a, const at::Tensor& b, const at::T
 // W8A16: x float32 / bfloat16 / float16 [..., K], b float8_e4m3fn [N, K]; the output takes x's dtype.
 Fp8GemmPlan check_fp8_gemm_w8a16(const at::Tensor& x, const at::Tensor& b, const at::Tensor& b_scale,
                                  const std::optional<at::Tensor>& bias);
+// b float8_e4m3fn [N, K], K even; returns the prepacked shape [N, K/2, 2].
+std::vector<c10::SymInt> check_prepack_fp8_weight(const at::Tensor& b);
 at::Tensor empty_fp8_gemm_output(const at::Tensor& a, const Fp8GemmPlan& plan);
 
 }  // namespace mxkernels::ops

@@ -17,13 +17,29 @@ void check_k_groups(const char* op, const char* what, const c10::SymInt& k) {
 }
 
 // Weight, its scale and the bias; returns the weight scale's kind.
+// Plain [N, K] (last dim contiguous) or prepacked [N, K/2, 2] (contiguous); returns whether it is prepacked.
+bool check_weight_layout(const char* op, const at::Tensor& b, const c10::SymInt& k) {
+  TORCH_CHECK(b.scalar_type() == at::kFloat8_e4m3fn, op, ": b must be float8_e4m3fn, got ", b.scalar_type());
+  TORCH_CHECK(b.dim() == 2 || b.dim() == 3, op,
+              ": b must be 2-D [N, K] (the nn.Linear layout) or 3-D [N, K/2, 2] (from prepack_fp8_weight), got shape ",
+              sizes_string(b.sym_sizes()));
+  if (b.dim() == 2) {
+    TORCH_SYM_CHECK(b.sym_size(1).sym_eq(k), op, ": b must have K = ", sym_str(k),
+                    " columns like the activations, got shape ", sizes_string(b.sym_sizes()));
+    TORCH_SYM_CHECK(b.sym_stride(1).sym_eq(1), op, ": b.stride(-1) must be 1, got ", sym_str(b.sym_stride(1)));
+    return false;
+  }
+  TORCH_SYM_CHECK(b.sym_size(2).sym_eq(2), op, ": a 3-D b must be prepacked [N, K/2, 2], got shape ",
+                  sizes_string(b.sym_sizes()));
+  TORCH_SYM_CHECK((b.sym_size(1) * 2).sym_eq(k), op, ": prepacked b of shape ", sizes_string(b.sym_sizes()),
+                  " holds K = ", sym_str(b.sym_size(1) * 2), ", but the activations have K = ", sym_str(k));
+  TORCH_SYM_CHECK(b.sym_is_contiguous(), op, ": prepacked b must be contiguous, got strides ",
+                  sizes_string(b.sym_strides()));
+  return true;
+}
+
 Fp8ScaleKind check_weight(const char* op, const at::Tensor& b, const at::Tensor& b_scale,
                           const std::optional<at::Tensor>& bias, const c10::SymInt& k) {
-  TORCH_CHECK(b.scalar_type() == at::kFloat8_e4m3fn, op, ": b must be float8_e4m3fn, got ", b.scalar_type());
-  TORCH_CHECK(b.dim() == 2, op, ": b must be 2-D [N, K] (the nn.Linear layout), got shape ", sizes_string(b.sym_sizes()));
-  TORCH_SYM_CHECK(b.sym_size(1).sym_eq(k), op, ": b must have K = ", sym_str(k), " columns like the activations, got shape ",
-                  sizes_string(b.sym_sizes()));
-  TORCH_SYM_CHECK(b.sym_stride(1).sym_eq(1), op, ": b.stride(-1) must be 1, got ", sym_str(b.sym_stride(1)));
   const c10::SymInt n = b.sym_size(0);
   TORCH_CHECK(b_scale.scalar_type() == at::kFloat, op, ": b_scale must be float32, got ", b_scale.scalar_type());
   Fp8ScaleKind kind;
@@ -81,6 +97,7 @@ Fp8GemmPlan check_fp8_gemm(const at::Tensor& a, const at::Tensor& b, const at::T
   TORCH_CHECK(a.scalar_type() == at::kFloat8_e4m3fn, op, ": a must be float8_e4m3fn, got ", a.scalar_type());
   check_activations(op, "a", a);
   const c10::SymInt k = a.sym_size(-1);
+  plan.b_prepacked = check_weight_layout(op, b, k);
   plan.b_scale_kind = check_weight(op, b, b_scale, bias, k);
   TORCH_CHECK(a_scale.scalar_type() == at::kFloat, op, ": a_scale must be float32, got ", a_scale.scalar_type());
   const std::string want = "[] or [1] (per tensor), [..., 1] (per token) or [..., K/128] (per group), with a's leading dims";
@@ -121,10 +138,20 @@ Fp8GemmPlan check_fp8_gemm_w8a16(const at::Tensor& x, const at::Tensor& b, const
   TORCH_CHECK(dtype_in(x.scalar_type(), kFloatDtypes), op, ": x must be ", dtype_list(kFloatDtypes), ", got ",
               x.scalar_type());
   check_activations(op, "x", x);
+  plan.b_prepacked = check_weight_layout(op, b, x.sym_size(-1));
   plan.b_scale_kind = check_weight(op, b, b_scale, bias, x.sym_size(-1));
   plan.out_dtype = x.scalar_type();
   plan.out_sizes = output_sizes(x, b);
   return plan;
+}
+
+std::vector<c10::SymInt> check_prepack_fp8_weight(const at::Tensor& b) {
+  constexpr const char* op = "mxkernels.prepack_fp8_weight";
+  TORCH_CHECK(b.scalar_type() == at::kFloat8_e4m3fn, op, ": b must be float8_e4m3fn, got ", b.scalar_type());
+  TORCH_CHECK(b.dim() == 2, op, ": b must be 2-D [N, K] (the nn.Linear layout), got shape ", sizes_string(b.sym_sizes()));
+  const c10::SymInt k = b.sym_size(1);
+  TORCH_SYM_CHECK(k.sym_gt(0) & (k % 2).sym_eq(0), op, ": K = b.size(1) must be positive and even, got ", sym_str(k));
+  return {b.sym_size(0), k / 2, c10::SymInt(2)};
 }
 
 at::Tensor empty_fp8_gemm_output(const at::Tensor& a, const Fp8GemmPlan& plan) {

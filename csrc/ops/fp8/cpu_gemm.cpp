@@ -1,4 +1,5 @@
 #include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/ones.h>
 #include <torch/library.h>
 
@@ -11,8 +12,8 @@
 namespace mxkernels::ops {
 namespace {
 
-// Columns are split in blocks of this many (the packed kernel's panel width on AVX-512).
-constexpr int64_t kColumnBlock = 32;
+// Columns are split in blocks of this many: the prepacked panel width (and the packed kernel's on AVX-512).
+constexpr int64_t kColumnBlock = core::kFp8PanelColumns;
 
 core::Fp8ScaleIndex scale_index(Fp8ScaleKind kind, const at::Tensor& contiguous_scale, int64_t k_groups, int64_t block) {
   core::Fp8ScaleIndex s;
@@ -41,7 +42,8 @@ at::Tensor run_gemm(const at::Tensor& a_orig, const at::Tensor& a32, const at::T
   core::Fp8GemmProblem p;
   p.m = m; p.n = n; p.k = k;
   p.a = a32.const_data_ptr<float>(); p.lda = a32.stride(0);
-  p.b = static_cast<const uint8_t*>(b.const_data_ptr()); p.ldb = b.stride(0);
+  p.b = static_cast<const uint8_t*>(b.const_data_ptr()); p.ldb = plan.b_prepacked ? 0 : b.stride(0);
+  p.b_prepacked = plan.b_prepacked;
   p.a_scale = scale_index(a_scale ? plan.a_scale_kind : Fp8ScaleKind::tensor, as, k_groups, 1);
   p.b_scale = scale_index(plan.b_scale_kind, bs, k_groups, 128);
   p.k_segment = blocked ? 128 : k;
@@ -73,9 +75,22 @@ at::Tensor fp8_gemm_w8a16_cpu(const at::Tensor& x, const at::Tensor& b, const at
   return run_gemm(x, x32, b, nullptr, b_scale, bias, plan);
 }
 
+at::Tensor prepack_fp8_weight_cpu(const at::Tensor& b) {
+  at::Tensor out = at::empty_symint(check_prepack_fp8_weight(b), b.options());
+  const int64_t n = b.size(0), k = b.size(1);
+  const at::Tensor rows = b.stride(1) == 1 ? b : b.contiguous();
+  const auto* src = static_cast<const uint8_t*>(rows.const_data_ptr());
+  auto* dst = static_cast<uint8_t*>(out.mutable_data_ptr());
+  at::parallel_for(0, (n + kColumnBlock - 1) / kColumnBlock, 1, [&](int64_t begin, int64_t end) {
+    core::prepack_fp8_weight(src, rows.stride(0), n, k, begin, end, dst);
+  });
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mxkernels, CPU, m) {
+  m.impl("prepack_fp8_weight", &prepack_fp8_weight_cpu);
   m.impl("fp8_gemm", &fp8_gemm_cpu);
   m.impl("fp8_gemm_w8a16", &fp8_gemm_w8a16_cpu);
 }

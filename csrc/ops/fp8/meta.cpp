@@ -1,4 +1,5 @@
 // Meta kernels: the CPU kernels' check functions and output allocations, symbolic sizes throughout.
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include "ops/fp8/check.h"
@@ -31,9 +32,14 @@ at::Tensor fp8_gemm_w8a16_meta(const at::Tensor& x, const at::Tensor& b, const a
   return empty_fp8_gemm_output(x, check_fp8_gemm_w8a16(x, b, b_scale, bias));
 }
 
+at::Tensor prepack_fp8_weight_meta(const at::Tensor& b) {
+  return at::empty_symint(check_prepack_fp8_weight(b), b.options());
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mxkernels, Meta, m) {
+  m.impl("prepack_fp8_weight", &prepack_fp8_weight_meta);
   m.impl("fp8_gemm", &fp8_gemm_meta);
   m.impl("fp8_gemm_w8a16", &fp8_gemm_w8a16_meta);
   m.impl("quantize_fp8", &quantize_fp8_meta);

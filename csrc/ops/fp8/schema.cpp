@@ -10,5 +10,6 @@ TORCH_LIBRARY_FRAGMENT(mxkernels, m) {
         {at::Tag::pt2_compliant_tag});
   m.def("fp8_gemm(Tensor a, Tensor b, Tensor a_scale, Tensor b_scale, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor",
         {at::Tag::pt2_compliant_tag});
+  m.def("prepack_fp8_weight(Tensor b) -> Tensor", {at::Tag::pt2_compliant_tag});
   m.def("fp8_gemm_w8a16(Tensor x, Tensor b, Tensor b_scale, Tensor? bias=None) -> Tensor", {at::Tag::pt2_compliant_tag});
 }
