@@ -1,10 +1,10 @@
 """FP8 GEMMs at N=5760, K=2880 (a gpt-oss-sized linear layer) for several M, in one process, on 2 threads:
 mxkernels.fp8_gemm (W8A8) and fp8_gemm_w8a16 against torch._scaled_mm with the same scales (per tensor, and per
-token x per channel) and bf16 torch.nn.functional.linear, with ratios and the fractions of this machine's
+token x per channel) and bf16 torch.nn.functional.linear, plain and prepacked weights (prepack_fp8_weight), with ratios and the fractions of this machine's
 measured fp32 FMA peak and memory read bandwidth (bench/machine.py). Weights rotate over enough copies to
 exceed the last-level cache, so decode sizes read them from memory.
 
-    python bench/bench_fp8_gemm.py [--threads 2] [--ms 1,32,512] [--build-dir build]
+    python bench/bench_fp8_gemm.py [--threads 2] [--ms 1,8,32,512] [--build-dir build]
 """
 import argparse
 import sys
@@ -45,7 +45,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--n", type=int, default=5760)
     p.add_argument("--k", type=int, default=2880)
-    p.add_argument("--ms", default="1,32,512")
+    p.add_argument("--ms", default="1,8,32,512")
     p.add_argument("--build-dir", default="build")
     p.add_argument("--llc-mib", type=int, default=32, help="last-level cache size to exceed")
     args = p.parse_args()
@@ -55,6 +55,7 @@ def main():
     peaks = machine.measure(args.build_dir, args.threads)
     copies = max(2, -(-3 * args.llc_mib * 2**20 // (n * k)))  # fp8 weight copies making 3x the cache
     w = [(torch.randn(n, k) * 4).to(torch.float8_e4m3fn) for _ in range(copies)]
+    w_packed = [mxkernels.prepack_fp8_weight(t) for t in w]
     w_bf16 = [torch.randn(n, k, dtype=torch.bfloat16) for _ in range(max(2, copies // 2))]
     blocks = k % 128 == 0  # 128x128 block scales need it (K = 2880 is 22.5 x 128)
     block_scale = torch.rand((n + 127) // 128, k // 128) / 16 + 0.01 if blocks else None
@@ -65,7 +66,7 @@ def main():
           f"bf16 dot peak {peaks['bf16_gflops'] or float('nan'):.0f} GFLOP/s; "
           f"{copies} weight copies")
     bf16 = peaks["bf16_gflops"] or float("nan")
-    header = (f"{'M':>4} {'op':44s} {'ms':>9} {'GFLOP/s':>8} {'weight GB/s':>11} {'%fp32 pk':>8} {'%bf16 pk':>8} "
+    header = (f"{'M':>4} {'op':54s} {'ms':>9} {'GFLOP/s':>8} {'weight GB/s':>11} {'%fp32 pk':>8} {'%bf16 pk':>8} "
               f"{'%read bw':>8}")
     print(header)
     for m in [int(v) for v in args.ms.split(",")]:
@@ -91,18 +92,22 @@ def main():
              scaled_mm_seconds(Rotating(lambda i: torch._scaled_mm(a_tok, w[i].t(), scale_a=a_tok_scale,
                                                                    scale_b=chan_scale.reshape(1, n), out_dtype=torch.bfloat16),
                                         copies), slow)),
+            ("mxkernels.fp8_gemm, per-token x per-channel, prepacked",
+             median_seconds(Rotating(lambda i: mxkernels.fp8_gemm(a_tok, w_packed[i], a_tok_scale, chan_scale), copies))),
             ("mxkernels.fp8_gemm_w8a16 (bf16 x), per-channel",
              median_seconds(Rotating(lambda i: mxkernels.fp8_gemm_w8a16(x_bf16, w[i], chan_scale), copies))),
+            ("mxkernels.fp8_gemm_w8a16 (bf16 x), prepacked",
+             median_seconds(Rotating(lambda i: mxkernels.fp8_gemm_w8a16(x_bf16, w_packed[i], chan_scale), copies))),
             ("torch.nn.functional.linear, bf16",
              median_seconds(Rotating(lambda i: torch.nn.functional.linear(x_bf16, w_bf16[i % len(w_bf16)]), len(w_bf16)))),
         ]
         flops = 2 * m * n * k
         for name, sec in rows:
             if sec is None:
-                print(f"{m:4d} {name:44s} {'unsupported by this torch':>38s}")
+                print(f"{m:4d} {name:54s} {'unsupported by this torch':>38s}")
                 continue
             wbytes = n * k * (2 if "bf16" in name and "linear" in name else 1)
-            print(f"{m:4d} {name:44s} {sec * 1e3:9.3f} {flops / sec / 1e9:8.1f} {wbytes / sec / 1e9:11.1f} "
+            print(f"{m:4d} {name:54s} {sec * 1e3:9.3f} {flops / sec / 1e9:8.1f} {wbytes / sec / 1e9:11.1f} "
                   f"{100 * flops / sec / 1e9 / peaks['fp32_gflops']:8.1f} {100 * flops / sec / 1e9 / bf16:8.1f} "
                   f"{100 * wbytes / sec / 1e9 / peaks['read_gbs']:8.1f}")
         t = dict(rows)
@@ -112,7 +117,10 @@ def main():
               f"per-token x per-channel "
               f"{ratio('torch._scaled_mm, per-token x per-channel', 'mxkernels.fp8_gemm, per-token x per-channel')}; "
               f"over bf16 linear (W8A8 per-token) "
-              f"{ratio('torch.nn.functional.linear, bf16', 'mxkernels.fp8_gemm, per-token x per-channel')}")
+              f"{ratio('torch.nn.functional.linear, bf16', 'mxkernels.fp8_gemm, per-token x per-channel')}; "
+              f"prepacked over plain: W8A8 "
+              f"{ratio('mxkernels.fp8_gemm, per-token x per-channel', 'mxkernels.fp8_gemm, per-token x per-channel, prepacked')}, "
+              f"W8A16 {ratio('mxkernels.fp8_gemm_w8a16 (bf16 x), per-channel', 'mxkernels.fp8_gemm_w8a16 (bf16 x), prepacked')}")
 
 
 if __name__ == "__main__":
