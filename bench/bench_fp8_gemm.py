@@ -31,8 +31,10 @@ class Rotating:
         return self.fn(self.i)
 
 
-def scaled_mm_seconds(fn, repeats):
+def scaled_mm_seconds(fn, repeats, skip=False):
     """torch._scaled_mm's time, or None where this torch does not support the scales (2.11: per-tensor only)."""
+    if skip:
+        return None
     try:
         fn()
     except RuntimeError:
@@ -48,11 +50,16 @@ def main():
     p.add_argument("--ms", default="1,8,32,512")
     p.add_argument("--build-dir", default="build")
     p.add_argument("--llc-mib", type=int, default=32, help="last-level cache size to exceed")
+    p.add_argument("--no-peaks", action="store_true",
+                   help="skip the peak and bandwidth programs (where google-benchmark was not built); ratios print nan")
+    p.add_argument("--skip-scaled-mm", action="store_true", help="skip torch._scaled_mm (seconds per call on some CPUs)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     n, k = args.n, args.k
-    peaks = machine.measure(args.build_dir, args.threads)
+    nan = float("nan")
+    peaks = (dict(read_gbs=nan, fp32_gflops=nan, bf16_gflops=None) if args.no_peaks
+             else machine.measure(args.build_dir, args.threads))
     copies = max(2, -(-3 * args.llc_mib * 2**20 // (n * k)))  # fp8 weight copies making 3x the cache
     w = [(torch.randn(n, k) * 4).to(torch.float8_e4m3fn) for _ in range(copies)]
     w_packed = [mxkernels.prepack_fp8_weight(t) for t in w]
@@ -85,13 +92,13 @@ def main():
              median_seconds(Rotating(lambda i: mxkernels.fp8_gemm(a, w[i], tensor_scale, tensor_scale), copies))),
             ("torch._scaled_mm, per-tensor x per-tensor",
              scaled_mm_seconds(Rotating(lambda i: torch._scaled_mm(a, w[i].t(), scale_a=tensor_scale, scale_b=tensor_scale,
-                                                                   out_dtype=torch.bfloat16), copies), slow)),
+                                                                   out_dtype=torch.bfloat16), copies), slow, args.skip_scaled_mm)),
             ("mxkernels.fp8_gemm, per-token x per-channel",
              median_seconds(Rotating(lambda i: mxkernels.fp8_gemm(a_tok, w[i], a_tok_scale, chan_scale), copies))),
             ("torch._scaled_mm, per-token x per-channel",
              scaled_mm_seconds(Rotating(lambda i: torch._scaled_mm(a_tok, w[i].t(), scale_a=a_tok_scale,
                                                                    scale_b=chan_scale.reshape(1, n), out_dtype=torch.bfloat16),
-                                        copies), slow)),
+                                        copies), slow, args.skip_scaled_mm)),
             ("mxkernels.fp8_gemm, per-token x per-channel, prepacked",
              median_seconds(Rotating(lambda i: mxkernels.fp8_gemm(a_tok, w_packed[i], a_tok_scale, chan_scale), copies))),
             ("mxkernels.fp8_gemm_w8a16 (bf16 x), per-channel",
@@ -104,7 +111,7 @@ def main():
         flops = 2 * m * n * k
         for name, sec in rows:
             if sec is None:
-                print(f"{m:4d} {name:54s} {'unsupported by this torch':>38s}")
+                print(f"{m:4d} {name:54s} {'skipped' if args.skip_scaled_mm else 'unsupported by this torch':>38s}")
                 continue
             wbytes = n * k * (2 if "bf16" in name and "linear" in name else 1)
             print(f"{m:4d} {name:54s} {sec * 1e3:9.3f} {flops / sec / 1e9:8.1f} {wbytes / sec / 1e9:11.1f} "

@@ -20,3 +20,11 @@ python3 -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning tests/pyt
 python3 -m mxkernels.demo 2>&1 | grep -v "^W1" | tee "$OUT/demo.log"
 python3 bench/bench_quantize_mxfp4.py --threads 2 2>&1 | grep -v "^W1\|Failed to load" | tee "$OUT/bench_2threads.log"
 python3 bench/bench_quantize_mxfp4.py --threads 16 2>&1 | grep -v "^W1\|Failed to load" | tee "$OUT/bench_16threads.log"
+# FP8 GEMMs, plain and prepacked, on the default level (amx there) and on avx512_bf16; no google-benchmark
+# there, so no peak ratios; _scaled_mm runs in the M=1 and M=32 rows only (it is slow on that CPU).
+for isa in amx avx512_bf16; do
+  for t in 2 16; do
+    MXKERNELS_CPU_ISA=$isa python3 bench/bench_fp8_gemm.py --threads $t --ms 1,8,32,512 --no-peaks --skip-scaled-mm \
+      --llc-mib 64 2>&1 | grep -v "^W1" | tee "$OUT/bench_fp8_${isa}_${t}threads.log"
+  done
+done
