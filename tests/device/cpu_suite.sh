@@ -21,7 +21,7 @@ python3 -m mxkernels.demo 2>&1 | grep -v "^W1" | tee "$OUT/demo.log"
 python3 bench/bench_quantize_mxfp4.py --threads 2 2>&1 | grep -v "^W1\|Failed to load" | tee "$OUT/bench_2threads.log"
 python3 bench/bench_quantize_mxfp4.py --threads 16 2>&1 | grep -v "^W1\|Failed to load" | tee "$OUT/bench_16threads.log"
 # FP8 GEMMs, plain and prepacked, on the default level (amx there) and on avx512_bf16; no google-benchmark
-# there, so no peak ratios; _scaled_mm runs in the M=1 and M=32 rows only (it is slow on that CPU).
+# there, so no peak ratios; torch._scaled_mm is skipped (its oneDNN fallback takes seconds per call there).
 for isa in amx avx512_bf16; do
   for t in 2 16; do
     MXKERNELS_CPU_ISA=$isa python3 bench/bench_fp8_gemm.py --threads $t --ms 1,8,32,512 --no-peaks --skip-scaled-mm \
