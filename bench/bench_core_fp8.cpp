@@ -34,7 +34,7 @@ void BM_quantize_groups_bf16(benchmark::State& state, core::CpuIsa isa) {
   state.SetBytesProcessed(state.iterations() * (n * 3 + n / 32));
 }
 
-void BM_gemm(benchmark::State& state, core::CpuIsa isa) {
+void BM_gemm(benchmark::State& state, core::CpuIsa isa, bool prepacked) {
   if (skip_unsupported(state, isa)) return;
   const int64_t m = state.range(0), n = 5760, k = 2880;
   std::mt19937 rng(2);
@@ -43,10 +43,16 @@ void BM_gemm(benchmark::State& state, core::CpuIsa isa) {
   for (auto& v : a) v = dist(rng);
   std::vector<uint8_t> b(static_cast<size_t>(n * k));
   for (auto& v : b) v = core::reference::e4m3_from_f32(dist(rng) * 8.0f);
+  std::vector<uint8_t> packed(b.size());
+  core::prepack_fp8_weight(b.data(), k, n, k, 0, (n + 31) / 32, packed.data());
   std::vector<uint16_t> c(static_cast<size_t>(m * n));
   core::Fp8GemmProblem p;
   p.m = m; p.n = n; p.k = k; p.a = a.data(); p.lda = k; p.b = b.data(); p.ldb = k;
   p.a_scale.scale = sa.data(); p.a_scale.ld = 1; p.b_scale.scale = sb.data(); p.b_scale.ld = 1;
+  if (prepacked) {
+    p.b = packed.data();
+    p.b_prepacked = true;
+  }
   p.k_segment = k; p.c = c.data(); p.c_type = core::FloatType::bf16; p.ldc = n;
   for (auto _ : state) {
     core::fp8_gemm_kernels(isa).gemm(p, 0, n);
@@ -61,7 +67,10 @@ void register_all() {
     const std::string name = core::cpu_isa_name(isa);
     benchmark::RegisterBenchmark(("fp8_quantize_groups_bf16/" + name).c_str(), BM_quantize_groups_bf16, isa)
         ->Arg(1 << 16)->Arg(1 << 25)->UseRealTime();
-    benchmark::RegisterBenchmark(("fp8_gemm_n5760_k2880/" + name).c_str(), BM_gemm, isa)->Arg(1)->Arg(64)->UseRealTime();
+    benchmark::RegisterBenchmark(("fp8_gemm_n5760_k2880/" + name).c_str(), BM_gemm, isa, false)
+        ->Arg(1)->Arg(8)->Arg(64)->UseRealTime();
+    benchmark::RegisterBenchmark(("fp8_gemm_prepacked_n5760_k2880/" + name).c_str(), BM_gemm, isa, true)
+        ->Arg(1)->Arg(8)->Arg(64)->UseRealTime();
   }
 }
 

@@ -421,6 +421,30 @@ uint64_t nan_columns(const Fp8GemmProblem& p, int64_t j0, int64_t n_end) {
   return mask;
 }
 
+// Columns [j0, j0 + kNr) of prepacked weights (within one 32-column panel: kNr divides 32) into the float32 panel
+// [k][kNr], by table, walking the pair rows in order; returns the NaN columns.
+uint64_t pack_prepacked_panel(const Fp8GemmProblem& p, int64_t j0, int64_t n_end, const float* table, float* panel) {
+  const int64_t base = j0 / kFp8PanelColumns * kFp8PanelColumns;
+  const int64_t width = std::min<int64_t>(kFp8PanelColumns, p.n - base);
+  const int cols = int(std::min<int64_t>(kNr, n_end - j0));
+  const uint8_t* rows = p.b + base * p.k + (j0 - base) * 2;
+  uint8_t max_mag[kNr] = {};
+  for (int64_t kp = 0; kp < p.k / 2; ++kp) {
+    const uint8_t* row = rows + kp * width * 2;
+    for (int c = 0; c < kNr; ++c) {
+      const uint8_t e = c < cols ? row[2 * c] : 0, o = c < cols ? row[2 * c + 1] : 0;
+      panel[(2 * kp) * kNr + c] = table[e];
+      panel[(2 * kp + 1) * kNr + c] = table[o];
+      max_mag[c] = std::max<uint8_t>(max_mag[c], uint8_t(std::max(e & 0x7F, o & 0x7F)));
+    }
+  }
+  uint64_t mask = 0;
+  for (int c = 0; c < cols; ++c) {
+    if (max_mag[c] == 0x7F) mask |= uint64_t(1) << c;
+  }
+  return mask;
+}
+
 uint64_t pack_panel(const Fp8GemmProblem& p, int64_t j0, int64_t n_end, float* panel) {
   const float* table = e4m3_div256_table();
   if (p.b_prepacked) {
@@ -439,10 +463,7 @@ uint64_t pack_panel(const Fp8GemmProblem& p, int64_t j0, int64_t n_end, float* p
       return pair_row_nan_columns(nan);
     }
 #endif
-    for (int c = 0; c < kNr; ++c) {
-      for (int64_t k = 0; k < p.k; ++k) panel[k * kNr + c] = j0 + c < n_end ? table[fp8_weight_code(p, j0 + c, k)] : 0.0f;
-    }
-    return nan_columns(p, j0, n_end);
+    return pack_prepacked_panel(p, j0, n_end, table, panel);
   }
   int64_t k_done = 0;
 #if defined(__AVX512F__)
