@@ -1,5 +1,7 @@
 // C = A · Bᵀ with FP8 E4M3 weights B [N, K] and float32 activations A [M, K] (the op layer converts fp8 or
 // 16-bit activations to float32 exactly), per-row / per-column / per-block float32 scales, optional bias.
+// The same kernels run MXFP4 weights (E2M1 codes, an E8M0 scale per 32 along K): every E2M1 value is an E4M3
+// value, so the codes are widened to E4M3 in registers (or per panel) and the scales read as powers of two.
 #pragma once
 #include <cstdint>
 
@@ -16,7 +18,22 @@ struct Fp8ScaleIndex {
   int64_t ld = 0;
   int64_t k_stride = 0;
   int64_t block = 1;
-  float at(int64_t i, int64_t kb) const { return scale[(i / block) * ld + kb * k_stride]; }
+  // When set, the scales are E8M0 bytes (2^(e - 127); 0xFF is NaN) at the same indices, and scale is unused.
+  const uint8_t* e8m0 = nullptr;
+  float at(int64_t i, int64_t kb) const {
+    const int64_t idx = (i / block) * ld + kb * k_stride;
+    return e8m0 != nullptr ? e8m0_value(e8m0[idx]) : scale[idx];
+  }
+  static float e8m0_value(uint8_t e) {
+    if (e == 0xFF) return f32_from_bits(0x7FC00000u);
+    return e == 0 ? f32_from_bits(0x00400000u) : f32_from_bits(uint32_t(e) << 23);  // 2^-127 is subnormal
+  }
+};
+
+// How the weight codes are stored.
+enum class WeightCodes : uint8_t {
+  e4m3,  // one E4M3 byte per value
+  e2m1,  // two E2M1 codes per byte, element 2i in the low nibble (ldb counts bytes); K a multiple of 32
 };
 
 // Prepacked weights (prepack_fp8_weight) keep one byte per E4M3 code, in the order the packed kernels read them:
@@ -39,6 +56,7 @@ struct Fp8GemmProblem {
   const uint8_t* b = nullptr;
   int64_t ldb = 0;
   bool b_prepacked = false;
+  WeightCodes b_codes = WeightCodes::e4m3;  // e2m1: plain layout only
   Fp8ScaleIndex a_scale, b_scale;
   // Sums are taken in float32 over segments of this many K values, each scaled and added to the total
   // (128 when a scale varies along K, else k).
@@ -51,7 +69,15 @@ struct Fp8GemmProblem {
   int64_t ldc = 0;
 };
 
+// The E4M3 byte of the E2M1 code 0..15 (exact: E2M1 values are E4M3 values).
+inline uint8_t e4m3_of_e2m1(uint8_t code) {
+  static constexpr uint8_t kMagnitude[8] = {0x00, 0x30, 0x38, 0x3C, 0x40, 0x44, 0x48, 0x4C};  // 0 .5 1 1.5 2 3 4 6
+  return uint8_t(kMagnitude[code & 7] | ((code & 8) << 4));
+}
+
+// The E4M3 byte of weight (j, kk), whatever the storage.
 inline uint8_t fp8_weight_code(const Fp8GemmProblem& p, int64_t j, int64_t kk) {
+  if (p.b_codes == WeightCodes::e2m1) return e4m3_of_e2m1(uint8_t(p.b[j * p.ldb + kk / 2] >> (4 * (kk & 1))) & 0xF);
   return p.b_prepacked ? p.b[fp8_prepacked_offset(p.n, p.k, j, kk)] : p.b[j * p.ldb + kk];
 }
 

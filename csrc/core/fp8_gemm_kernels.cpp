@@ -71,8 +71,7 @@ struct NanTrack {
   uint32_t positions() const { return uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(max, _mm256_set1_epi8(0x7F)))); }
   bool seen() const { return positions() != 0; }
 };
-inline void cvt32_e4m3_div256(const uint8_t* p, Vec out[kCvtVecs], NanTrack& nan) {
-  const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+inline void cvt32_e4m3_div256(__m256i bytes, Vec out[kCvtVecs], NanTrack& nan) {
   nan.max = _mm256_max_epu8(nan.max, _mm256_and_si256(bytes, _mm256_set1_epi8(0x7F)));
   const __m512i h = _mm512_and_si512(_mm512_slli_epi16(_mm512_cvtepi8_epi16(bytes), 7), _mm512_set1_epi16(int16_t(0xBF80)));
   out[0] = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
@@ -153,8 +152,7 @@ struct NanTrack {
   uint32_t positions() const { return uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(max, _mm256_set1_epi8(0x7F)))); }
   bool seen() const { return positions() != 0; }
 };
-inline void cvt32_e4m3_div256(const uint8_t* p, Vec out[kCvtVecs], NanTrack& nan) {
-  const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+inline void cvt32_e4m3_div256(__m256i bytes, Vec out[kCvtVecs], NanTrack& nan) {
   nan.max = _mm256_max_epu8(nan.max, _mm256_and_si256(bytes, _mm256_set1_epi8(0x7F)));
   const __m256i mask = _mm256_set1_epi16(int16_t(0xBF80));
   const __m256i lo = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(bytes)), 7), mask);
@@ -202,6 +200,49 @@ inline void cvt32_e4m3_div256(const uint8_t* p, Vec out[kCvtVecs], NanTrack& tra
 
 #endif
 
+#if defined(__AVX512F__) || defined(__AVX2__)
+inline void cvt32_e4m3_div256(const uint8_t* p, Vec out[kCvtVecs], NanTrack& nan) {
+  cvt32_e4m3_div256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), out, nan);
+}
+
+// 16 bytes of E2M1 codes (32 values, element 2i in the low nibble) as 32 E4M3 bytes in K order.
+inline __m256i e2m1x32_as_e4m3(const uint8_t* p) {
+  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i lut = _mm_setr_epi8(0x00, 0x30, 0x38, 0x3C, 0x40, 0x44, 0x48, 0x4C, char(0x80), char(0xB0), char(0xB8),
+                                    char(0xBC), char(0xC0), char(0xC4), char(0xC8), char(0xCC));
+  const __m128i nibble = _mm_set1_epi8(0x0F);
+  const __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(x, nibble));
+  const __m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(x, 4), nibble));
+  return _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+}
+
+inline void store_e2m1x32_as_e4m3(const uint8_t* src, uint8_t* dst) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), e2m1x32_as_e4m3(src));
+}
+
+// 32 weights of row j from K index k (a multiple of 32 for E2M1), as float32 values times 2^-8.
+inline void cvt32_weights(const Fp8GemmProblem& p, int64_t j, int64_t k, Vec out[kCvtVecs], NanTrack& nan) {
+  if (p.b_codes == WeightCodes::e2m1) return cvt32_e4m3_div256(e2m1x32_as_e4m3(p.b + j * p.ldb + k / 2), out, nan);
+  cvt32_e4m3_div256(p.b + j * p.ldb + k, out, nan);
+}
+#else
+inline void store_e2m1x32_as_e4m3(const uint8_t* src, uint8_t* dst) {
+  for (int i = 0; i < 16; ++i) {
+    dst[2 * i] = e4m3_of_e2m1(src[i] & 0xF);
+    dst[2 * i + 1] = e4m3_of_e2m1(src[i] >> 4);
+  }
+}
+
+inline void cvt32_weights(const Fp8GemmProblem& p, int64_t j, int64_t k, Vec out[kCvtVecs], NanTrack& nan) {
+  if (p.b_codes == WeightCodes::e2m1) {
+    uint8_t codes[32];
+    store_e2m1x32_as_e4m3(p.b + j * p.ldb + k / 2, codes);
+    return cvt32_e4m3_div256(codes, out, nan);
+  }
+  cvt32_e4m3_div256(p.b + j * p.ldb + k, out, nan);
+}
+#endif
+
 constexpr int kNr = 2 * kLanes;  // columns per panel
 
 inline void prefetch(const uint8_t* p) {
@@ -227,7 +268,8 @@ struct FloatBuffer {
 // --- skinny path ------------------------------------------------------------------------------------------
 
 // Rows [0, M) of column j (M <= 4), two columns at a time when pair is set, for more independent sums. The weights
-// are converted 32 at a time as value * 2^-8; the segment scale carries the 2^8 back.
+// are converted 32 at a time as value * 2^-8; the total is multiplied by 2^8 at the end (not the scales: an E8M0
+// scale of 2^127 times 2^8 would overflow).
 template <int M>
 void skinny_columns(const Fp8GemmProblem& p, int64_t j, bool pair, int64_t n_end, float* out /* [M][2] */) {
   const int cols = pair ? 2 : 1;
@@ -243,12 +285,13 @@ void skinny_columns(const Fp8GemmProblem& p, int64_t j, bool pair, int64_t n_end
     int64_t k = k0;
     for (; k + 32 <= k1; k += 32) {
       // Rows are short (a few KiB): ask for the next pair's lines ahead of the hardware prefetcher.
-      if ((k & 63) == 0 && prefetch_rows > 0) {
-        for (int64_t q = 0; q < prefetch_rows; ++q) prefetch(p.b + (j + 2 + q) * p.ldb + k);
+      const bool e2m1 = p.b_codes == WeightCodes::e2m1;
+      if ((k & (e2m1 ? 127 : 63)) == 0 && prefetch_rows > 0) {
+        for (int64_t q = 0; q < prefetch_rows; ++q) prefetch(p.b + (j + 2 + q) * p.ldb + (e2m1 ? k / 2 : k));
       }
       Vec b0[kCvtVecs], b1[kCvtVecs];
-      cvt32_e4m3_div256(p.b + j * p.ldb + k, b0, nan[0]);
-      if (pair) cvt32_e4m3_div256(p.b + (j + 1) * p.ldb + k, b1, nan[1]);
+      cvt32_weights(p, j, k, b0, nan[0]);
+      if (pair) cvt32_weights(p, j + 1, k, b1, nan[1]);
       for (int v = 0; v < kCvtVecs; ++v) {
         for (int r = 0; r < M; ++r) {
           const Vec a = vload(p.a + r * p.lda + k + v * kLanes);
@@ -260,14 +303,14 @@ void skinny_columns(const Fp8GemmProblem& p, int64_t j, bool pair, int64_t n_end
     float tail[M][2] = {};
     for (; k < k1; ++k) {
       for (int c = 0; c < cols; ++c) {
-        const float b = e4m3_value(p.b[(j + c) * p.ldb + k]);
+        const float b = e4m3_value(fp8_weight_code(p, j + c, k));
         for (int r = 0; r < M; ++r) tail[r][c] += p.a[r * p.lda + k] * b;
       }
     }
     for (int r = 0; r < M; ++r) {
       for (int c = 0; c < cols; ++c) {
         const float s = p.a_scale.at(r, kb) * p.b_scale.at(j + c, kb);
-        total[r][c] = vfma(acc[r][c], vset1(s * 256.0f), total[r][c]);
+        total[r][c] = vfma(acc[r][c], vset1(s), total[r][c]);
         total_tail[r][c] += tail[r][c] * s;
       }
     }
@@ -275,7 +318,7 @@ void skinny_columns(const Fp8GemmProblem& p, int64_t j, bool pair, int64_t n_end
   for (int r = 0; r < M; ++r) {
     for (int c = 0; c < cols; ++c) {
       // A NaN weight makes its whole column NaN, as IEEE arithmetic would.
-      out[r * 2 + c] = nan[c].seen() ? std::numeric_limits<float>::quiet_NaN() : vsum(total[r][c]) + total_tail[r][c];
+      out[r * 2 + c] = nan[c].seen() ? std::numeric_limits<float>::quiet_NaN() : vsum(total[r][c]) * 256.0f + total_tail[r][c];
     }
   }
 }
@@ -342,7 +385,7 @@ uint64_t skinny_prepacked_panel(const Fp8GemmProblem& p, int64_t j0, float* col_
         for (int v = 0; v < kPairVecs; ++v) acc[r][v] = vfma(a_lanes(a, v), b[v], acc[r][v]);
       }
     }
-    for (int l = 0; l < 64; ++l) col_scale[l] = p.b_scale.at(j0 + l / 2, kb) * 256.0f;
+    for (int l = 0; l < 64; ++l) col_scale[l] = p.b_scale.at(j0 + l / 2, kb);
     for (int r = 0; r < M; ++r) {
       const Vec sa = vset1(p.a_scale.at(r, kb));
       for (int v = 0; v < kPairVecs; ++v) {
@@ -367,7 +410,7 @@ void skinny_prepacked(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
     const uint64_t nan = skinny_prepacked_panel<M>(p, j0, col_scale, total);
     for (int r = 0; r < M; ++r) {
       for (int c = 0; c < kFp8PanelColumns; ++c) {
-        float v = total[r * 64 + 2 * c] + total[r * 64 + 2 * c + 1];
+        float v = (total[r * 64 + 2 * c] + total[r * 64 + 2 * c + 1]) * 256.0f;
         if ((nan >> c) & 1) v = std::numeric_limits<float>::quiet_NaN();
         store_from_f32(p.c, p.c_type, r * p.ldc + j0 + c, v + (p.bias ? p.bias[j0 + c] : 0.0f));
       }
@@ -518,30 +561,57 @@ void micro_kernel(const Fp8GemmProblem& p, const float* panel, const float* col_
     std::memcpy(row, &total[r][0], sizeof(Vec));
     std::memcpy(row + kLanes, &total[r][1], sizeof(Vec));
     for (int c = 0; c < cols; ++c) {
-      const float v = row[c] + (p.bias ? p.bias[j0 + c] : 0.0f);
+      const float v = row[c] * 256.0f + (p.bias ? p.bias[j0 + c] : 0.0f);
       store_from_f32(p.c, p.c_type, (i0 + r) * p.ldc + j0 + c, v);
     }
   }
 }
 
-// The panel holds values times 2^-8; 256 in the column scales restores them (exactly: a power of two). A column
+// The panel holds values times 2^-8; the microkernels multiply their totals by 2^8 when storing. A column
 // with a NaN code gets a NaN scale, so its outputs are NaN as IEEE arithmetic would make them.
 void fill_column_scales(const Fp8GemmProblem& p, int64_t j0, int cols, uint64_t nan_mask, float* col_scale) {
   for (int64_t kb = 0; kb < p.k / p.k_segment; ++kb) {
     for (int c = 0; c < kNr; ++c) {
-      const float s = c < cols ? p.b_scale.at(j0 + c, kb) * 256.0f : 0.0f;
+      const float s = c < cols ? p.b_scale.at(j0 + c, kb) : 0.0f;
       col_scale[kb * kNr + c] = ((nan_mask >> c) & 1) ? std::numeric_limits<float>::quiet_NaN() : s;
     }
   }
 }
 
+// E2M1 weights: columns [j0, j0 + cols) widened to E4M3 rows in staging ([cols][k] bytes), as a plain E4M3
+// problem of cols columns that the panel packers read as they read FP8 weights.
+Fp8GemmProblem stage_e2m1_columns(const Fp8GemmProblem& p, int64_t j0, int cols, uint8_t* staging) {
+  for (int c = 0; c < cols; ++c) {
+    for (int64_t k = 0; k < p.k; k += 32) store_e2m1x32_as_e4m3(p.b + (j0 + c) * p.ldb + k / 2, staging + c * p.k + k);
+  }
+  Fp8GemmProblem staged = p;
+  staged.b = staging;
+  staged.ldb = p.k;
+  staged.n = cols;
+  staged.b_codes = WeightCodes::e4m3;
+  staged.b_prepacked = false;
+  return staged;
+}
+
+// Staging space for E2M1 panels (none for E4M3).
+struct Staging {
+  explicit Staging(const Fp8GemmProblem& p)
+      : buffer(p.b_codes == WeightCodes::e2m1 ? size_t(kNr * p.k) / sizeof(float) + 1 : 1) {}
+  uint8_t* bytes() { return reinterpret_cast<uint8_t*>(buffer.data); }
+  FloatBuffer buffer;
+};
+
 void packed(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
   const int64_t segments = p.k / p.k_segment;
   FloatBuffer panel(size_t(p.k) * kNr);
   FloatBuffer col_scale(size_t(segments) * kNr);
+  Staging staging(p);
   for (int64_t j0 = n_begin; j0 < n_end; j0 += kNr) {
     const int cols = int(std::min<int64_t>(kNr, n_end - j0));
-    fill_column_scales(p, j0, cols, pack_panel(p, j0, n_end, panel.data), col_scale.data);
+    const uint64_t nan = p.b_codes == WeightCodes::e2m1
+                             ? pack_panel(stage_e2m1_columns(p, j0, cols, staging.bytes()), 0, cols, panel.data)
+                             : pack_panel(p, j0, n_end, panel.data);
+    fill_column_scales(p, j0, cols, nan, col_scale.data);
     int64_t i = 0;
     for (; i + kMr <= p.m; i += kMr) micro_kernel<kMr>(p, panel.data, col_scale.data, i, j0, cols);
     switch (p.m - i) {
@@ -634,7 +704,7 @@ void micro_kernel_bf16(const Fp8GemmProblem& p, const uint32_t* panel, const uin
     _mm512_store_ps(row, total[r][0]);
     _mm512_store_ps(row + 16, total[r][1]);
     for (int c = 0; c < cols; ++c) {
-      const float v = row[c] + (p.bias ? p.bias[j0 + c] : 0.0f);
+      const float v = row[c] * 256.0f + (p.bias ? p.bias[j0 + c] : 0.0f);
       store_from_f32(p.c, p.c_type, (i0 + r) * p.ldc + j0 + c, v);
     }
   }
@@ -654,9 +724,13 @@ void micro_kernel_bf16(const Fp8GemmProblem& p, const uint32_t* panel, const uin
       a_pairs[i * k_pairs + kp] = lo | (hi << 16);
     }
   }
+  Staging staging(p);
   for (int64_t j0 = n_begin; j0 < n_end; j0 += kNr) {
     const int cols = int(std::min<int64_t>(kNr, n_end - j0));
-    fill_column_scales(p, j0, cols, pack_panel_bf16(p, j0, n_end, k_pairs, panel), col_scale.data);
+    const uint64_t nan = p.b_codes == WeightCodes::e2m1
+                             ? pack_panel_bf16(stage_e2m1_columns(p, j0, cols, staging.bytes()), 0, cols, k_pairs, panel)
+                             : pack_panel_bf16(p, j0, n_end, k_pairs, panel);
+    fill_column_scales(p, j0, cols, nan, col_scale.data);
     int64_t i = 0;
     for (; i + kMr <= p.m; i += kMr) micro_kernel_bf16<kMr>(p, panel, a_pairs, k_pairs, col_scale.data, i, j0, cols);
     switch (p.m - i) {
@@ -707,9 +781,13 @@ void packed_amx(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
   const TileConfig config;
   _tile_loadconfig(&config);
   const int64_t a_stride = k_pairs * 4;
+  Staging staging(p);
   for (int64_t j0 = n_begin; j0 < n_end; j0 += kNr) {
     const int cols = int(std::min<int64_t>(kNr, n_end - j0));
-    fill_column_scales(p, j0, cols, pack_panel_bf16(p, j0, n_end, k_pairs, panel), col_scale.data);
+    const uint64_t nan = p.b_codes == WeightCodes::e2m1
+                             ? pack_panel_bf16(stage_e2m1_columns(p, j0, cols, staging.bytes()), 0, cols, k_pairs, panel)
+                             : pack_panel_bf16(p, j0, n_end, k_pairs, panel);
+    fill_column_scales(p, j0, cols, nan, col_scale.data);
     for (int64_t i0 = 0; i0 < p.m; i0 += 32) {
       const int rows = int(std::min<int64_t>(32, p.m - i0));
       for (int i = 0; i < 32 * 32; ++i) total.data[i] = 0.0f;
@@ -745,7 +823,7 @@ void packed_amx(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
       }
       for (int r = 0; r < rows; ++r) {
         for (int c = 0; c < cols; ++c) {
-          const float v = total.data[r * 32 + c] + (p.bias ? p.bias[j0 + c] : 0.0f);
+          const float v = total.data[r * 32 + c] * 256.0f + (p.bias ? p.bias[j0 + c] : 0.0f);
           store_from_f32(p.c, p.c_type, (i0 + r) * p.ldc + j0 + c, v);
         }
       }

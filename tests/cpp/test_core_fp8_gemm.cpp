@@ -2,6 +2,7 @@
 // accumulation: |C - C64| <= 2 (K + 4) 2^-24 sum_k |a b sa sb| + one rounding into the output type.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <random>
 #include <string>
@@ -226,6 +227,86 @@ TEST(Fp8GemmCore, NanWeightsPropagate) {
         }
       }
     }
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// MXFP4 weights (E2M1 codes, E8M0 scales per 32) through the same kernels, against float64.
+void run_e2m1_case(int64_t m, int64_t n, int64_t k, bool bf16_a, bool bias_on, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> code(0, 255), exponent(120, 134);
+  std::vector<float> a(static_cast<size_t>(m * k)), bias(static_cast<size_t>(n));
+  for (auto& v : a) v = bf16_a ? core::bf16_to_f32(core::f32_to_bf16(normal(rng))) : normal(rng);
+  for (auto& v : bias) v = normal(rng);
+  std::vector<uint8_t> w(size_t(n * k / 2)), s(size_t(n * k / 32));
+  for (auto& v : w) v = uint8_t(code(rng));
+  for (auto& v : s) v = uint8_t(exponent(rng));
+  s[0] = 0;    // 2^-127, a subnormal float32
+  s[1] = 230;  // 2^103 (2^127 would overflow float32 results with these activations)
+  static const float kE2m1[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  auto value = [&](int64_t j, int64_t kk) {
+    const uint8_t c = uint8_t(w[j * k / 2 + kk / 2] >> (4 * (kk & 1))) & 0xF;
+    return double(c & 8 ? -kE2m1[c & 7] : kE2m1[c & 7]) * std::ldexp(1.0, int(s[j * k / 32 + kk / 32]) - 127);
+  };
+  std::vector<double> want(size_t(m * n)), mag(size_t(m * n));
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double t = bias_on ? bias[j] : 0.0, u = bias_on ? std::fabs(bias[j]) : 0.0;
+      for (int64_t kk = 0; kk < k; ++kk) {
+        t += double(a[i * k + kk]) * value(j, kk);
+        u += std::fabs(double(a[i * k + kk]) * value(j, kk));
+      }
+      want[i * n + j] = t;
+      mag[i * n + j] = u;
+    }
+  }
+  float one = 1.0f;
+  for (CpuIsa isa : core::compiled_cpu_isas()) {
+    if (!core::cpu_isa_supported(isa)) continue;
+    std::vector<float> out(size_t(m * n), -7.0f);
+    core::Fp8GemmProblem p;
+    p.m = m; p.n = n; p.k = k; p.a = a.data(); p.lda = k;
+    p.b = w.data(); p.ldb = k / 2; p.b_codes = core::WeightCodes::e2m1;
+    p.a_scale.scale = &one;
+    p.b_scale.e8m0 = s.data(); p.b_scale.ld = k / 32; p.b_scale.k_stride = 1;
+    p.k_segment = 32;
+    p.a_bf16_exact = bf16_a;
+    p.bias = bias_on ? bias.data() : nullptr;
+    p.c = out.data(); p.c_type = FloatType::f32; p.ldc = n;
+    core::fp8_gemm_kernels(isa).gemm(p, 0, n / 2);
+    core::fp8_gemm_kernels(isa).gemm(p, n / 2, n);
+    for (int64_t i = 0; i < m * n; ++i) {
+      const double tol = 2.0 * double(k + 4) * std::ldexp(1.0, -24) * mag[i] + std::ldexp(1.0, -24) * std::fabs(want[i]);
+      ASSERT_LE(std::fabs(out[i] - want[i]), tol) << core::cpu_isa_name(isa) << " m=" << m << " n=" << n << " k=" << k
+                                                  << " bf16_a=" << bf16_a << " at " << i;
+    }
+  }
+}
+
+TEST(Mxfp4GemmCore, E2m1WeightsMatchFloat64EveryLevel) {
+  uint32_t seed = 500;
+  for (int64_t m : {1, 3, 4, 5, 64}) {
+    for (int64_t n : {1, 31, 32, 70}) {
+      for (int64_t k : {32, 64, 288}) {
+        run_e2m1_case(m, n, k, (m + n) % 2 == 0, n % 2 == 1, seed++);
+      }
+    }
+  }
+  run_e2m1_case(9, 40, 2880, true, true, seed++);
+}
+
+TEST(Mxfp4GemmCore, E8m0Values) {
+  EXPECT_EQ(core::Fp8ScaleIndex::e8m0_value(127), 1.0f);
+  EXPECT_EQ(core::Fp8ScaleIndex::e8m0_value(0), std::ldexp(1.0f, -127));
+  EXPECT_EQ(core::Fp8ScaleIndex::e8m0_value(254), std::ldexp(1.0f, 127));
+  EXPECT_TRUE(std::isnan(core::Fp8ScaleIndex::e8m0_value(255)));
+  for (int c = 0; c < 16; ++c) {
+    const float e2m1 = (c & 8 ? -1.0f : 1.0f) * std::array<float, 8>{0, 0.5f, 1, 1.5f, 2, 3, 4, 6}[c & 7];
+    EXPECT_EQ(core::reference::e4m3_to_f32(core::e4m3_of_e2m1(uint8_t(c))), e2m1) << c;
   }
 }
 
