@@ -123,3 +123,23 @@ def fp8_gemm_w8a16(
     in their precision (converted to float32 exactly), FP8 weights ``b [N, K]`` (or prepacked); output in x's dtype. ``b_scale`` as
     in :func:`fp8_gemm`."""
     return torch.ops.mxkernels.fp8_gemm_w8a16(x, b, b_scale, bias)
+
+
+def mxfp4_gemm_w4a16(
+    x: torch.Tensor, w_q: torch.Tensor, w_scales: torch.Tensor, bias: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """W4A16 GEMM: ``x @ dequantize_mxfp4(w_q, w_scales).T + bias`` with MXFP4 weights decoded in registers (never
+    a dequantized copy in memory) and activations kept in their precision (converted to float32 exactly).
+
+    Args:
+        x: float32, bfloat16 or float16 ``[..., K]``, K a positive multiple of 32 (leading dims kept).
+        w_q: ``[N, K/2]`` float4_e2m1fn_x2 or uint8 (two E2M1 codes per byte, element 2i in the low nibble, as
+            :func:`quantize_mxfp4` writes them), last dim contiguous.
+        w_scales: ``[N, K/32]`` float8_e8m0fnu or uint8, last dim contiguous.
+        bias: optional ``[N]`` (float32 / bfloat16 / float16).
+
+    Returns:
+        ``[..., N]`` in x's dtype, contiguous. Products are summed in float32 per block of 32, each block sum
+        multiplied by its scale and added to a float32 total (docs/formats.md).
+    """
+    return torch.ops.mxkernels.mxfp4_gemm_w4a16(x, w_q, w_scales, bias)

@@ -188,3 +188,21 @@ def prepack_fp8_weight(b: torch.Tensor) -> torch.Tensor:
     panels = [b[j0:j0 + 32].reshape(-1, k // 2, 2).transpose(0, 1).reshape(-1) for j0 in range(0, n, 32)]
     flat = torch.cat(panels) if panels else b.reshape(-1)
     return flat.reshape(n, k // 2, 2)
+
+
+# --- MXFP4 GEMMs ----------------------------------------------------------------------------------------
+
+def dequantize_mxfp4_float64(q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """MXFP4 codes and E8M0 scales as exact float64 values (no float32 overflow); scale 0xFF gives NaN."""
+    codes = unpack_codes(q)
+    s = scales.view(torch.uint8).to(torch.float64)
+    scale = torch.where(s == E8M0_NAN, float("nan"), torch.exp2(s - 127.0))
+    vals = e2m1_values(codes).to(torch.float64).reshape(*codes.shape[:-1], -1, BLOCK) * scale.unsqueeze(-1)
+    return vals.reshape(codes.shape)
+
+
+def mxfp4_gemm_w4a16(x: torch.Tensor, w_q: torch.Tensor, w_scales: torch.Tensor, bias=None) -> torch.Tensor:
+    """``x @ dequantize(w_q, w_scales).T + bias`` in float64 (the reference of ``mxkernels.mxfp4_gemm_w4a16``,
+    before its float32 sums and the rounding into x's dtype)."""
+    out = x.to(torch.float64) @ dequantize_mxfp4_float64(w_q, w_scales).T
+    return out if bias is None else out + bias.to(torch.float64)

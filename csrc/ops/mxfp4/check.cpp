@@ -110,6 +110,43 @@ DequantizeMxfp4Plan check_dequantize_mxfp4(const at::Tensor& q, const at::Tensor
   return plan;
 }
 
+Mxfp4GemmPlan check_mxfp4_gemm_w4a16(const at::Tensor& x, const at::Tensor& w_q, const at::Tensor& w_scales,
+                                     const std::optional<at::Tensor>& bias) {
+  constexpr const char* op = "mxkernels.mxfp4_gemm_w4a16";
+  check_same_device(op, {{"x", &x}, {"w_q", &w_q}, {"w_scales", &w_scales}});
+  if (bias.has_value()) check_same_device(op, {{"x", &x}, {"bias", &*bias}});
+  TORCH_CHECK(dtype_in(x.scalar_type(), kFloatDtypes), op, ": x must be ", dtype_list(kFloatDtypes), ", got ",
+              x.scalar_type());
+  TORCH_CHECK(x.dim() >= 1, op, ": x must have at least one dimension, got a 0-d tensor");
+  const c10::SymInt k = x.sym_size(-1);
+  TORCH_SYM_CHECK(k.sym_gt(0) & (k % core::kMxfp4BlockSize).sym_eq(0), op,
+                  ": x.size(-1) (K) must be a positive multiple of 32, got ", sym_str(k));
+  check_codes_dtype(op, "w_q", w_q);
+  check_scales_dtype(op, "w_scales", w_scales);
+  TORCH_CHECK(w_q.dim() == 2, op, ": w_q must be 2-D [N, K/2], got shape ", sizes_string(w_q.sym_sizes()));
+  const c10::SymInt n = w_q.sym_size(0);
+  TORCH_SYM_CHECK(w_q.sym_size(1).sym_eq(k / 2), op, ": w_q must be [N, K/2] = [", sym_str(n), ", ", sym_str(k / 2),
+                  "] for K = ", sym_str(k), ", got shape ", sizes_string(w_q.sym_sizes()));
+  check_sizes_equal(op, "w_scales", w_scales, {n, k / core::kMxfp4BlockSize});
+  check_last_dim_contiguous(op, "w_q", w_q);
+  check_last_dim_contiguous(op, "w_scales", w_scales);
+  if (bias.has_value()) {
+    TORCH_CHECK(dtype_in(bias->scalar_type(), kFloatDtypes), op, ": bias must be ", dtype_list(kFloatDtypes), ", got ",
+                bias->scalar_type());
+    check_sizes_equal(op, "bias", *bias, {n});
+  }
+  Mxfp4GemmPlan plan{};
+  c10::SymIntArrayRef sizes = x.sym_sizes();
+  plan.out_sizes.assign(sizes.begin(), sizes.end());
+  plan.out_sizes.back() = n;
+  plan.out_dtype = x.scalar_type();
+  return plan;
+}
+
+at::Tensor empty_mxfp4_gemm_output(const at::Tensor& x, const Mxfp4GemmPlan& plan) {
+  return at::empty_symint(plan.out_sizes, x.options().dtype(plan.out_dtype));
+}
+
 at::Tensor empty_dequantize_mxfp4_output(const at::Tensor& q, at::ScalarType dtype, const DequantizeMxfp4Plan& plan) {
   return at::empty_symint(plan.out_sizes, q.options().dtype(dtype));
 }

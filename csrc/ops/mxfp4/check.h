@@ -5,6 +5,7 @@
 #include <c10/core/SymInt.h>
 #include <c10/util/string_view.h>
 
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -33,5 +34,16 @@ struct DequantizeMxfp4Plan {
 
 DequantizeMxfp4Plan check_dequantize_mxfp4(const at::Tensor& q, const at::Tensor& scales, at::ScalarType dtype);
 at::Tensor empty_dequantize_mxfp4_output(const at::Tensor& q, at::ScalarType dtype, const DequantizeMxfp4Plan& plan);
+
+struct Mxfp4GemmPlan {
+  std::vector<c10::SymInt> out_sizes;  // [..., N]
+  at::ScalarType out_dtype;
+};
+
+// W4A16: x float32 / bfloat16 / float16 [..., K]; w_q [N, K/2] (float4_e2m1fn_x2 or uint8); w_scales [N, K/32]
+// (float8_e8m0fnu or uint8); bias [N]. The output takes x's dtype.
+Mxfp4GemmPlan check_mxfp4_gemm_w4a16(const at::Tensor& x, const at::Tensor& w_q, const at::Tensor& w_scales,
+                                     const std::optional<at::Tensor>& bias);
+at::Tensor empty_mxfp4_gemm_output(const at::Tensor& x, const Mxfp4GemmPlan& plan);
 
 }  // namespace mxkernels::ops

@@ -24,7 +24,15 @@ at::Tensor dequantize_mxfp4_meta(const at::Tensor& q, const at::Tensor& scales, 
 
 }  // namespace
 
+namespace {
+at::Tensor mxfp4_gemm_w4a16_meta(const at::Tensor& x, const at::Tensor& w_q, const at::Tensor& w_scales,
+                                 const std::optional<at::Tensor>& bias) {
+  return empty_mxfp4_gemm_output(x, check_mxfp4_gemm_w4a16(x, w_q, w_scales, bias));
+}
+}  // namespace
+
 TORCH_LIBRARY_IMPL(mxkernels, Meta, m) {
+  m.impl("mxfp4_gemm_w4a16", &mxfp4_gemm_w4a16_meta);
   m.impl("quantize_mxfp4", &quantize_mxfp4_meta);
   m.impl("quantize_mxfp4_out", &quantize_mxfp4_out_meta);
   m.impl("dequantize_mxfp4", &dequantize_mxfp4_meta);

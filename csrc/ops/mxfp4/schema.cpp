@@ -5,6 +5,8 @@ TORCH_LIBRARY_FRAGMENT(mxkernels, m) {
         {at::Tag::pt2_compliant_tag});
   m.def("quantize_mxfp4_out(Tensor x, Tensor(a!) q, Tensor(b!) scales, str scale_mode=\"rceil\") -> ()",
         {at::Tag::pt2_compliant_tag});
+  m.def("mxfp4_gemm_w4a16(Tensor x, Tensor w_q, Tensor w_scales, Tensor? bias=None) -> Tensor",
+        {at::Tag::pt2_compliant_tag});
   m.def("dequantize_mxfp4(Tensor q, Tensor scales, ScalarType dtype=float32) -> Tensor",
         {at::Tag::pt2_compliant_tag});
 }

@@ -1,0 +1,164 @@
+"""The MXFP4 W4A16 GEMM against a float64 reference on the dequantized weights, within the error bound of float32
+accumulation per block: |out - ref| <= 2 (K + 4) 2^-24 sum_k |x w| + one rounding into x's dtype."""
+import pytest
+import torch
+
+import mxkernels
+from mxkernels import reference
+
+from opchecks import assert_same_error_on_cpu_and_meta, opcheck
+
+ops = torch.ops.mxkernels
+OUT_REL = {torch.float32: 2.0 ** -24, torch.bfloat16: 2.0 ** -8, torch.float16: 2.0 ** -11}
+
+
+def weights(n, k, seed, typed=True):
+    """Random codes (every code, both signs) and scales around 2^0, as quantize_mxfp4 writes them."""
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randint(0, 256, (n, k // 2), generator=g, dtype=torch.uint8)
+    s = torch.randint(120, 131, (n, k // 32), generator=g, dtype=torch.uint8)
+    if typed:
+        return q.view(torch.float4_e2m1fn_x2), s.view(torch.float8_e8m0fnu)
+    return q, s
+
+
+def check_close(out, x, w_q, w_s, bias):
+    want = reference.mxfp4_gemm_w4a16(x, w_q, w_s, bias)
+    w_abs = reference.dequantize_mxfp4_float64(w_q, w_s).abs()
+    mag = x.to(torch.float64).abs() @ w_abs.T + (0 if bias is None else bias.to(torch.float64).abs())
+    k = x.shape[-1]
+    tol = 2 * (k + 4) * 2.0 ** -24 * mag + OUT_REL[out.dtype] * want.abs() + (2.0 ** -25 if out.dtype == torch.float16 else 0)
+    err = (out.to(torch.float64) - want).abs()
+    assert out.shape == want.shape and out.dtype == x.dtype
+    assert (err <= tol).all(), f"max error {err.max().item()} where the tolerance is {tol[err > tol].min().item()}"
+
+
+@pytest.mark.parametrize("k", [32, 64, 2880, 4096])
+@pytest.mark.parametrize("n", [1, 31, 32, 5760])
+@pytest.mark.parametrize("m", [1, 3, 64, 257])
+def test_w4a16_against_float64(k, n, m):
+    if m * n * k > 2 ** 28:
+        pytest.skip("float64 reference too slow for a unit test at this size; smaller M covers the shape")
+    dtype = (torch.bfloat16, torch.float32, torch.float16)[(k + n + m) % 3]
+    x = torch.randn(m, k, generator=torch.Generator().manual_seed(k + n + m)).to(dtype)
+    w_q, w_s = weights(n, k, k * n + m)
+    bias = torch.randn(n) if (n + m) % 2 else None
+    out = mxkernels.mxfp4_gemm_w4a16(x, w_q, w_s, bias)
+    assert out.is_contiguous()
+    check_close(out, x, w_q, w_s, bias)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("m", [1, 3, 5, 64])
+def test_w4a16_every_cpu_level(isa, dtype, m):
+    x = torch.randn(m, 288).to(dtype)
+    w_q, w_s = weights(70, 288, m)  # N: two full panels and a narrow one
+    bias = torch.randn(70).to(torch.bfloat16)
+    check_close(mxkernels.mxfp4_gemm_w4a16(x, w_q, w_s, bias), x, w_q, w_s, bias)
+
+
+def test_w4a16_3d_uint8_and_quantized_weights():
+    w = torch.randn(96, 256, dtype=torch.bfloat16)
+    w_q, w_s = mxkernels.quantize_mxfp4(w)
+    x = torch.randn(2, 5, 256, dtype=torch.bfloat16)
+    out = mxkernels.mxfp4_gemm_w4a16(x, w_q, w_s)
+    assert out.shape == (2, 5, 96)
+    check_close(out, x, w_q, w_s, None)
+    assert torch.equal(out, mxkernels.mxfp4_gemm_w4a16(x, w_q.view(torch.uint8), w_s.view(torch.uint8)))
+    # Against the dequantized weights in bf16 arithmetic: the same layer.
+    dense = torch.nn.functional.linear(x.float(), mxkernels.dequantize_mxfp4(w_q, w_s))
+    torch.testing.assert_close(out.float(), dense, rtol=2e-2, atol=2e-2)
+
+
+def test_extreme_and_nan_scales():
+    w_q, w_s = weights(4, 64, 9, typed=False)
+    w_s[0, 0], w_s[1, 1], w_s[2, 0] = 0, 254, 255  # 2^-127, 2^127, NaN
+    x = torch.full((3, 64), 2.0 ** -10)
+    out = mxkernels.mxfp4_gemm_w4a16(x, w_q, w_s)
+    assert out[:, 2].isnan().all() and not out[:, [0, 1, 3]].isnan().any()
+    keep = [0, 1, 3]
+    check_close(out[:, keep], x, w_q[keep], w_s[keep], None)
+
+
+def test_non_contiguous_inputs_and_threads():
+    x = torch.randn(64, 40, dtype=torch.bfloat16).t()  # [40, 64], strides (1, 40)
+    w_q, w_s = weights(50, 64, 3, typed=False)
+    wide_q = torch.zeros(50, 64, dtype=torch.uint8)
+    wide_q[:, :32] = w_q
+    out = mxkernels.mxfp4_gemm_w4a16(x, wide_q[:, :32], w_s)
+    assert torch.equal(out, mxkernels.mxfp4_gemm_w4a16(x.contiguous(), w_q, w_s))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert torch.equal(mxkernels.mxfp4_gemm_w4a16(x, w_q, w_s), out)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_empty_rows():
+    w_q, w_s = weights(8, 64, 1)
+    assert mxkernels.mxfp4_gemm_w4a16(torch.empty(0, 64), w_q, w_s).shape == (0, 8)
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+@pytest.mark.parametrize("m", [3, 20])
+def test_opcheck(contiguous, m):
+    x = torch.randn(m, 128) if contiguous else torch.randn(128, m).t()
+    for typed in (True, False):
+        w_q, w_s = weights(40, 128, m, typed)
+        opcheck(ops.mxfp4_gemm_w4a16.default, (x, w_q, w_s, torch.randn(40)))
+        opcheck(ops.mxfp4_gemm_w4a16.default, (x.to(torch.bfloat16), w_q, w_s, None))
+
+
+def test_torch_compile_dynamic_no_recompile():
+    torch._dynamo.reset()
+    from torch._dynamo.utils import counters
+    w_q, w_s = weights(64, 128, 5)
+
+    def layer(x):
+        return torch.relu(mxkernels.mxfp4_gemm_w4a16(x, w_q, w_s))
+
+    compiled = torch.compile(layer, dynamic=True, fullgraph=True)
+    counters.clear()
+    for m in (3, 64, 257):  # not M = 1: dynamo specializes a size of 1 on first sight, for any op
+        x = torch.randn(m, 128, dtype=torch.bfloat16)
+        assert torch.equal(compiled(x), layer(x))
+    assert counters["stats"]["unique_graphs"] == 1
+
+
+def _e(shape, dtype=torch.float32, d="cpu"):
+    return torch.empty(shape, dtype=dtype, device=d)
+
+
+U8, F4, E8 = torch.uint8, torch.float4_e2m1fn_x2, torch.float8_e8m0fnu
+ERRORS = [
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 100), d=d), _e((8, 50), U8, d), _e((8, 3), U8, d), None),
+     "mxkernels.mxfp4_gemm_w4a16: x.size(-1) (K) must be a positive multiple of 32, got 100"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), torch.float64, d), _e((8, 32), U8, d), _e((8, 2), U8, d), None),
+     "mxkernels.mxfp4_gemm_w4a16: x must be Float, BFloat16 or Half, got Double"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 32), torch.int8, d), _e((8, 2), U8, d), None),
+     "mxkernels.mxfp4_gemm_w4a16: w_q must be float4_e2m1fn_x2 or uint8 (two E2M1 codes per byte), got Char"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 32), F4, d), _e((8, 2), d=d), None),
+     "mxkernels.mxfp4_gemm_w4a16: w_scales must be float8_e8m0fnu or uint8 (E8M0 scales), got Float"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 16), U8, d), _e((8, 2), U8, d), None),
+     "mxkernels.mxfp4_gemm_w4a16: w_q must be [N, K/2] = [8, 32] for K = 64, got shape [8, 16]"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 32), U8, d), _e((8, 4), E8, d), None),
+     "mxkernels.mxfp4_gemm_w4a16: w_scales must have shape [8, 2], got [8, 4]"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 32), U8, d), _e((7, 2), U8, d), None),
+     "mxkernels.mxfp4_gemm_w4a16: w_scales must have shape [8, 2], got [7, 2]"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((2, 8, 32), U8, d), _e((8, 2), U8, d), None),
+     "mxkernels.mxfp4_gemm_w4a16: w_q must be 2-D [N, K/2], got shape [2, 8, 32]"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 32), U8, d), _e((8, 2), U8, d), _e(7, d=d)),
+     "mxkernels.mxfp4_gemm_w4a16: bias must have shape [8], got [7]"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 32), U8, d), _e((8, 2), U8, d), _e(8, torch.int32, d)),
+     "mxkernels.mxfp4_gemm_w4a16: bias must be Float, BFloat16 or Half, got Int"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((32, 8), U8, d).t(), _e((8, 2), U8, d), None),
+     "mxkernels.mxfp4_gemm_w4a16: w_q.stride(-1) must be 1, got 8"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((), d=d), _e((8, 32), U8, d), _e((8, 2), U8, d), None),
+     "mxkernels.mxfp4_gemm_w4a16: x must have at least one dimension, got a 0-d tensor"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(ERRORS)))
+def test_errors_identical_on_cpu_and_meta(case):
+    assert_same_error_on_cpu_and_meta(*ERRORS[case])
