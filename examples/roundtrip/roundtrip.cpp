@@ -22,6 +22,17 @@ int main() {
     std::cerr << "round trip out of the expected range\n";
     return 1;
   }
+  // The MXFP4 weights as a W4A16 layer, against the float32 product with the original weights.
+  const torch::Tensor x4 = torch::randn({3, 2880}, torch::kBFloat16);
+  const torch::Tensor y4 = mxkernels::mxfp4_gemm_w4a16(x4, q, scales);
+  const torch::Tensor y4_ref = torch::matmul(x4.to(torch::kFloat), w.to(torch::kFloat).t());
+  const double y4_rel_rms = ((y4.to(torch::kFloat) - y4_ref).pow(2).mean() / y4_ref.pow(2).mean()).sqrt().item<double>();
+  std::cout << "mxfp4 W4A16 " << y4.sizes() << ", relative RMS error against float32: " << y4_rel_rms << "\n";
+  if (!(y4_rel_rms > 0.01 && y4_rel_rms < 0.25) || y4.sizes() != torch::IntArrayRef({3, 256})) {
+    std::cerr << "mxfp4 GEMM out of the expected range\n";
+    return 1;
+  }
+
   // FP8 W8A16 with per-channel scales and prepacked weights, against the float32 product.
   const torch::Tensor x = torch::randn({8, 2880}, torch::kBFloat16);
   auto [w8, w8_scale] = mxkernels::quantize_fp8(w, /*group_size=*/2880);  // per channel: [256, 1]

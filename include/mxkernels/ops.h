@@ -50,6 +50,16 @@ inline at::Tensor dequantize_mxfp4(const at::Tensor& q, const at::Tensor& scales
   return handle.call(q, scales, dtype);
 }
 
+// W4A16: x (float32 / bfloat16 / float16 [..., K], K a multiple of 32) @ dequantize_mxfp4(w_q, w_scales)^T + bias,
+// w_q [N, K/2] (float4_e2m1fn_x2 or uint8), w_scales [N, K/32] (float8_e8m0fnu or uint8); output in x's dtype.
+inline at::Tensor mxfp4_gemm_w4a16(const at::Tensor& x, const at::Tensor& w_q, const at::Tensor& w_scales,
+                                   const std::optional<at::Tensor>& bias = std::nullopt) {
+  static const auto handle =
+      detail::op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&)>(
+          "mxkernels::mxfp4_gemm_w4a16");
+  return handle.call(x, w_q, w_scales, bias);
+}
+
 // Per-group FP8 (E4M3) quantization of x (float32 / bfloat16 / float16, last dim a positive multiple of
 // group_size with stride 1; group_size = K gives per-token scales). Returns q (float8_e4m3fn, x's shape) and
 // scales (float32, [..., K / group_size]); scale = max(amax, eps) / 448, a power of two above it with scale_ue8m0.
