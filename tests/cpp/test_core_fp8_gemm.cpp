@@ -246,7 +246,7 @@ void run_e2m1_case(int64_t m, int64_t n, int64_t k, bool bf16_a, bool bias_on, u
   for (auto& v : w) v = uint8_t(code(rng));
   for (auto& v : s) v = uint8_t(exponent(rng));
   s[0] = 0;    // 2^-127, a subnormal float32
-  s[1] = 230;  // 2^103 (2^127 would overflow float32 results with these activations)
+  if (s.size() > 1) s[1] = 230;  // 2^103 (2^127 would overflow float32 results with these activations)
   static const float kE2m1[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
   auto value = [&](int64_t j, int64_t kk) {
     const uint8_t c = uint8_t(w[j * k / 2 + kk / 2] >> (4 * (kk & 1))) & 0xF;
