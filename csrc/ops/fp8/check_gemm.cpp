@@ -16,7 +16,6 @@ void check_k_groups(const char* op, const char* what, const c10::SymInt& k) {
   TORCH_SYM_CHECK((k % kGroup).sym_eq(0), op, ": ", what, " need K to be a multiple of 128, got K = ", sym_str(k));
 }
 
-// Weight, its scale and the bias; returns the weight scale's kind.
 // Plain [N, K] (last dim contiguous) or prepacked [N, K/2, 2] (contiguous); returns whether it is prepacked.
 bool check_weight_layout(const char* op, const at::Tensor& b, const c10::SymInt& k) {
   TORCH_CHECK(b.scalar_type() == at::kFloat8_e4m3fn, op, ": b must be float8_e4m3fn, got ", b.scalar_type());
@@ -38,6 +37,7 @@ bool check_weight_layout(const char* op, const at::Tensor& b, const c10::SymInt&
   return true;
 }
 
+// The weight's scale and the bias (after check_weight_layout); returns the weight scale's kind.
 Fp8ScaleKind check_weight(const char* op, const at::Tensor& b, const at::Tensor& b_scale,
                           const std::optional<at::Tensor>& bias, const c10::SymInt& k) {
   const c10::SymInt n = b.sym_size(0);
