@@ -7,6 +7,7 @@
 
 #include "bench_util.h"
 #include "cpu_isa.h"
+#include "fp8_gemm.h"
 #include "mxfp4.h"
 
 namespace core = mxkernels::core;
@@ -62,6 +63,39 @@ void BM_dequantize_bf16(benchmark::State& state, core::CpuIsa isa) {
   state.SetItemsProcessed(state.iterations() * n);
 }
 
+// W4A16 at K=2880 for M rows and N columns (N=512: the weights, 0.75 MB, stay in L2; N=5760: 8.8 MB, from L3 or
+// memory after the first pass), plain or prepacked weights.
+void BM_gemm_w4a16(benchmark::State& state, core::CpuIsa isa, bool prepacked, bool bf16_x) {
+  if (mxkernels::bench::skip_unsupported(state, isa)) return;
+  const int64_t m = state.range(0), n = state.range(1), k = 2880, blocks = k / 32;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist;
+  std::uniform_int_distribution<int> byte(0, 255), exponent(120, 130);
+  std::vector<float> a(static_cast<size_t>(m * k));
+  for (auto& v : a) v = bf16_x ? core::bf16_to_f32(core::f32_to_bf16(dist(rng))) : dist(rng);
+  std::vector<uint8_t> q(static_cast<size_t>(n * k / 2)), blob(static_cast<size_t>(n * blocks * 17));
+  for (auto& v : q) v = uint8_t(byte(rng));
+  uint8_t* scales = blob.data() + core::mxfp4_prepacked_scale_offset(n, k);
+  for (int64_t i = 0; i < n * blocks; ++i) scales[i] = uint8_t(exponent(rng));
+  core::prepack_mxfp4_codes(q.data(), k / 2, n, k, 0, (n + 3) / 4, blob.data());
+  const float one = 1.0f;
+  std::vector<uint16_t> c(static_cast<size_t>(m * n));
+  core::Fp8GemmProblem p;
+  p.m = m; p.n = n; p.k = k; p.a = a.data(); p.lda = k;
+  p.b = prepacked ? blob.data() : q.data(); p.ldb = k / 2; p.b_prepacked = prepacked;
+  p.b_codes = core::WeightCodes::e2m1;
+  p.a_scale.scale = &one;
+  p.b_scale.e8m0 = scales; p.b_scale.ld = blocks; p.b_scale.k_stride = 1;
+  p.k_segment = 32; p.c = c.data(); p.c_type = core::FloatType::bf16; p.ldc = n;
+  p.a_bf16_exact = bf16_x;
+  for (auto _ : state) {
+    core::fp8_gemm_kernels(isa).gemm(p, 0, n);
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(double(state.iterations()) * 2.0 * m * n * k / 1e9, benchmark::Counter::kIsRate);
+  state.counters["weight GB/s"] = benchmark::Counter(double(state.iterations()) * n * blocks * 17 / 1e9, benchmark::Counter::kIsRate);
+}
+
 constexpr int64_t kInCache = 64 * 1024;         // 128 KiB of bf16
 constexpr int64_t kBeyondCache = 32 * 1024 * 1024;  // 64 MiB of bf16
 
@@ -79,6 +113,14 @@ void register_all() {
         ->Arg(kInCache)
         ->Arg(kBeyondCache)
         ->UseRealTime();
+    for (bool prepacked : {false, true}) {
+      for (bool bf16_x : {false, true}) {
+        const std::string name = std::string(prepacked ? "gemm_w4a16_prepacked" : "gemm_w4a16") + (bf16_x ? "_bf16x" : "_f32x");
+        benchmark::RegisterBenchmark((name + "_k2880/" + isa_name).c_str(), BM_gemm_w4a16, isa, prepacked, bf16_x)
+          ->ArgsProduct({{1, 4, 8, 64}, {512, 5760, 46080}})
+          ->UseRealTime();
+      }
+    }
   }
 }
 

@@ -47,6 +47,22 @@ inline int64_t fp8_prepacked_offset(int64_t n, int64_t k, int64_t j, int64_t kk)
   return j0 * k + (kk / 2) * w * 2 + (j - j0) * 2 + (kk & 1);
 }
 
+// Prepacked MXFP4 weights (prepack_mxfp4_weight), one blob of n * (k / 32) * 17 bytes: first the codes, in groups of
+// kMxfp4GroupColumns columns; the group of columns [j0, j0 + w), w = min(4, n - j0), starts at byte j0 * (k / 32) * 16
+// and holds, for each pair of blocks (64 K values), the pair's 32 code bytes of each of its w columns side by side,
+// [k / 64][w][32], then, when k / 32 is odd, the last block's 16 bytes per column, [w][16]. A decode step reads two
+// 64-byte lines for four columns, in one stream. Then the E8M0 scales, [n][k / 32] as in w_scales.
+constexpr int64_t kMxfp4GroupColumns = 4;
+
+inline int64_t mxfp4_prepacked_code_offset(int64_t n, int64_t k, int64_t j, int64_t block) {
+  const int64_t j0 = j / kMxfp4GroupColumns * kMxfp4GroupColumns;
+  const int64_t w = n - j0 < kMxfp4GroupColumns ? n - j0 : kMxfp4GroupColumns;
+  const int64_t pairs = k / 64, base = j0 * (k / 32) * 16;
+  if (block < 2 * pairs) return base + (block / 2) * w * 32 + (j - j0) * 32 + (block & 1) * 16;
+  return base + pairs * w * 32 + (j - j0) * 16;
+}
+inline int64_t mxfp4_prepacked_scale_offset(int64_t n, int64_t k) { return n * (k / 32) * 16; }
+
 struct Fp8GemmProblem {
   int64_t m = 0, n = 0, k = 0;
   const float* a = nullptr;  // [m, k], row stride lda
@@ -55,8 +71,8 @@ struct Fp8GemmProblem {
   // a call's column range must start on a panel boundary and end on one or at n.
   const uint8_t* b = nullptr;
   int64_t ldb = 0;
-  bool b_prepacked = false;
-  WeightCodes b_codes = WeightCodes::e4m3;  // e2m1: plain layout only
+  bool b_prepacked = false;  // with e2m1 codes: the prepacked MXFP4 layout (the scales are b_scale, as for plain)
+  WeightCodes b_codes = WeightCodes::e4m3;
   Fp8ScaleIndex a_scale, b_scale;
   // Sums are taken in float32 over segments of this many K values, each scaled and added to the total
   // (128 when a scale varies along K, else k).
@@ -76,15 +92,27 @@ inline uint8_t e4m3_of_e2m1(uint8_t code) {
   return uint8_t(((0x4C4844403C383000ull >> (8 * (code & 7))) & 0xFF) | ((code & 8) << 4));
 }
 
+// The 16 code bytes of E2M1 block `block` (K values [32 block, 32 block + 32)) of column j.
+inline const uint8_t* e2m1_block_codes(const Fp8GemmProblem& p, int64_t j, int64_t block) {
+  return p.b_prepacked ? p.b + mxfp4_prepacked_code_offset(p.n, p.k, j, block) : p.b + j * p.ldb + block * 16;
+}
+
 // The E4M3 byte of weight (j, kk), whatever the storage.
 inline uint8_t fp8_weight_code(const Fp8GemmProblem& p, int64_t j, int64_t kk) {
-  if (p.b_codes == WeightCodes::e2m1) return e4m3_of_e2m1(uint8_t(p.b[j * p.ldb + kk / 2] >> (4 * (kk & 1))) & 0xF);
+  if (p.b_codes == WeightCodes::e2m1) {
+    return e4m3_of_e2m1(uint8_t(e2m1_block_codes(p, j, kk / 32)[(kk % 32) / 2] >> (4 * (kk & 1))) & 0xF);
+  }
   return p.b_prepacked ? p.b[fp8_prepacked_offset(p.n, p.k, j, kk)] : p.b[j * p.ldb + kk];
 }
 
 // Writes the prepacked layout of the panels [panel_begin, panel_end) of b [n, k] (row stride ldb, k even).
 void prepack_fp8_weight(const uint8_t* b, int64_t ldb, int64_t n, int64_t k, int64_t panel_begin, int64_t panel_end,
                         uint8_t* out);
+
+// Writes the codes of the column groups [group_begin, group_end) of E2M1 codes q [n][k / 2] (row stride ldq) in the
+// prepacked MXFP4 layout; out is the blob's start. The scales are copied by the caller.
+void prepack_mxfp4_codes(const uint8_t* q, int64_t ldq, int64_t n, int64_t k, int64_t group_begin, int64_t group_end,
+                         uint8_t* out);
 
 // Computes the columns [n_begin, n_end) of C for every row.
 using Fp8GemmFn = void (*)(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end);

@@ -222,7 +222,7 @@ inline void store_e2m1x32_as_e4m3(const uint8_t* src, uint8_t* dst) {
 
 // 32 weights of row j from K index k (a multiple of 32 for E2M1), as float32 values times 2^-8.
 inline void cvt32_weights(const Fp8GemmProblem& p, int64_t j, int64_t k, Vec out[kCvtVecs], NanTrack& nan) {
-  if (p.b_codes == WeightCodes::e2m1) return cvt32_e4m3_div256(e2m1x32_as_e4m3(p.b + j * p.ldb + k / 2), out, nan);
+  if (p.b_codes == WeightCodes::e2m1) return cvt32_e4m3_div256(e2m1x32_as_e4m3(e2m1_block_codes(p, j, k / 32)), out, nan);
   cvt32_e4m3_div256(p.b + j * p.ldb + k, out, nan);
 }
 #else
@@ -236,7 +236,7 @@ inline void store_e2m1x32_as_e4m3(const uint8_t* src, uint8_t* dst) {
 inline void cvt32_weights(const Fp8GemmProblem& p, int64_t j, int64_t k, Vec out[kCvtVecs], NanTrack& nan) {
   if (p.b_codes == WeightCodes::e2m1) {
     uint8_t codes[32];
-    store_e2m1x32_as_e4m3(p.b + j * p.ldb + k / 2, codes);
+    store_e2m1x32_as_e4m3(e2m1_block_codes(p, j, k / 32), codes);
     return cvt32_e4m3_div256(codes, out, nan);
   }
   cvt32_e4m3_div256(p.b + j * p.ldb + k, out, nan);
@@ -287,7 +287,9 @@ void skinny_columns(const Fp8GemmProblem& p, int64_t j, bool pair, int64_t n_end
       // Rows are short (a few KiB): ask for the next pair's lines ahead of the hardware prefetcher.
       const bool e2m1 = p.b_codes == WeightCodes::e2m1;
       if ((k & (e2m1 ? 127 : 63)) == 0 && prefetch_rows > 0) {
-        for (int64_t q = 0; q < prefetch_rows; ++q) prefetch(p.b + (j + 2 + q) * p.ldb + (e2m1 ? k / 2 : k));
+        for (int64_t q = 0; q < prefetch_rows; ++q) {
+          prefetch(e2m1 ? e2m1_block_codes(p, j + 2 + q, k / 32) : p.b + (j + 2 + q) * p.ldb + k);
+        }
       }
       Vec b0[kCvtVecs], b1[kCvtVecs];
       cvt32_weights(p, j, k, b0, nan[0]);
@@ -582,7 +584,7 @@ void fill_column_scales(const Fp8GemmProblem& p, int64_t j0, int cols, uint64_t 
 // problem of cols columns that the panel packers read as they read FP8 weights.
 Fp8GemmProblem stage_e2m1_columns(const Fp8GemmProblem& p, int64_t j0, int cols, uint8_t* staging) {
   for (int c = 0; c < cols; ++c) {
-    for (int64_t k = 0; k < p.k; k += 32) store_e2m1x32_as_e4m3(p.b + (j0 + c) * p.ldb + k / 2, staging + c * p.k + k);
+    for (int64_t b = 0; b < p.k / 32; ++b) store_e2m1x32_as_e4m3(e2m1_block_codes(p, j0 + c, b), staging + c * p.k + 32 * b);
   }
   Fp8GemmProblem staged = p;
   staged.b = staging;
@@ -834,13 +836,235 @@ void packed_amx(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
 
 #endif
 
+
+#if defined(__AVX512F__)
+// --- MXFP4 decode path (e2m1 codes, m <= 4) ------------------------------------------------------------------------
+//
+// Blocks are taken in pairs: the 32 code bytes of blocks 2t and 2t + 1 of a column (contiguous in both layouts, see
+// mxfp4_prepacked_code_offset; an odd last block is padded with zero codes, zero activations and scale 0). The
+// activations are reordered once per call to the lanes' K values.
+
+// count (<= 16) E8M0 bytes as float32 scales (0xFF is NaN, 0 is 2^-127), stored to out.
+inline void store_e8m0_scales(const uint8_t* e, int count, float* out) {
+  const __mmask16 live = __mmask16((1u << count) - 1u);
+  const __m512i x = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(live, e));
+  __m512i bits = _mm512_slli_epi32(x, 23);
+  bits = _mm512_mask_mov_epi32(bits, _mm512_cmpeq_epi32_mask(x, _mm512_setzero_si512()), _mm512_set1_epi32(0x00400000));
+  bits = _mm512_mask_mov_epi32(bits, _mm512_cmpeq_epi32_mask(x, _mm512_set1_epi32(0xFF)), _mm512_set1_epi32(0x7FC00000));
+  _mm512_mask_storeu_ps(out, live, _mm512_castsi512_ps(bits));
+}
+
+// Column j's scales as float32, padded with one 0 when the block count is odd.
+inline void column_scales(const Fp8GemmProblem& p, int64_t j, float* out) {
+  const int64_t blocks = p.k / 32;
+  const uint8_t* e = p.b_scale.e8m0 + j * p.b_scale.ld;
+  for (int64_t b = 0; b < blocks; b += 16) store_e8m0_scales(e + b, int(std::min<int64_t>(16, blocks - b)), out + b);
+  if (blocks & 1) out[blocks] = 0.0f;
+}
+
+// Blocks 2t and 2t + 1's scales as [s0 x 8 | s1 x 8].
+inline __m512 pair_scales(const float* s, int64_t t) {
+  return _mm512_insertf32x8(_mm512_set1_ps(s[2 * t]), _mm256_set1_ps(s[2 * t + 1]), 1);
+}
+
+// Columns [j, j + C) (within one prepacked group, or plain) and the next C columns to prefetch.
+template <int C>
+struct ColumnCodes {
+  ColumnCodes(const Fp8GemmProblem& p, int64_t j, int64_t n_end) : p(p), j(j), full_pairs(p.k / 64) {
+    for (int c = 0; c < C; ++c) first[c] = e2m1_block_codes(p, j + c, 0);
+    const int64_t group = j / kMxfp4GroupColumns * kMxfp4GroupColumns;
+    step = p.b_prepacked ? std::min<int64_t>(kMxfp4GroupColumns, p.n - group) * 32 : 32;
+  }
+  __m256i load(int c, int64_t t) const {
+    if (t < full_pairs) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(first[c] + t * step));
+    return _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(e2m1_block_codes(p, j + c, 2 * t))));
+  }
+  // The columns' codes are one contiguous run (contiguous plain rows, or a prepacked group) read at 32 C bytes per pair.
+  // Rows are short (k / 2 bytes), too short for the hardware prefetcher to find each row's stream in time: fetch the
+  // run kPrefetchAhead bytes ahead, as a line stream.
+  void prefetch_ahead(int64_t t) const {
+    const uint8_t* at = first[0] + kPrefetchAhead + t * 32 * C;
+    for (int line = 0; line < (32 * C + 63) / 64; ++line) prefetch(at + 64 * line);
+  }
+  static constexpr int64_t kPrefetchAhead = 8192;  // measured best of 2, 8, 16 and 32 KiB (bench_core_mxfp4, bench_mxfp4_gemm.py)
+  const Fp8GemmProblem& p;
+  int64_t j, full_pairs, step;
+  const uint8_t* first[C];
+};
+
+// The float32 route: a pair's 32 bytes widened to one byte per 32-bit lane (16 bytes at a time); vpermps reads only
+// the low 4 index bits, so one permute of this 16-entry table decodes the low nibbles (even K), and one more after a
+// shift the high ones (odd K).
+inline __m512 e2m1_value_table() {
+  return _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f,
+                        -6.0f);
+}
+
+// a_split: per row and block pair, 4 vectors of 16 floats, lane i: K values 2i, 2i + 1, 32 + 2i, 32 + 2i + 1 of the pair.
+template <int M, int C>
+void mxfp4_decode_columns(const Fp8GemmProblem& p, const float* a_split, int64_t j, int64_t n_end, float* scale_buf,
+                          float out[M][C]) {
+  const int64_t blocks = p.k / 32, pairs = (blocks + 1) / 2, padded = 2 * pairs;
+  for (int c = 0; c < C; ++c) column_scales(p, j + c, scale_buf + c * padded);
+  const ColumnCodes<C> codes(p, j, n_end);
+  const __m512 table = e2m1_value_table();
+  __m512 total[M][C];
+  for (int r = 0; r < M; ++r) {
+    for (int c = 0; c < C; ++c) total[r][c] = _mm512_setzero_ps();
+  }
+  for (int64_t t = 0; t < pairs; ++t) {
+    codes.prefetch_ahead(t);
+    for (int c = 0; c < C; ++c) {
+      const __m256i bytes = codes.load(c, t);
+      // Lane i of w0 (w1): byte i of block 2t (2t + 1).
+      const __m512i w0 = _mm512_cvtepu8_epi32(_mm256_castsi256_si128(bytes));
+      const __m512i w1 = _mm512_cvtepu8_epi32(_mm256_extracti128_si256(bytes, 1));
+      const __m512 s0 = _mm512_set1_ps(scale_buf[c * padded + 2 * t]), s1 = _mm512_set1_ps(scale_buf[c * padded + 2 * t + 1]);
+      for (int r = 0; r < M; ++r) {
+        const float* a = a_split + (r * pairs + t) * 64;
+        const __m512 sum0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + 16), _mm512_permutexvar_ps(_mm512_srli_epi32(w0, 4), table),
+                                            _mm512_mul_ps(_mm512_loadu_ps(a), _mm512_permutexvar_ps(w0, table)));
+        const __m512 sum1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + 48), _mm512_permutexvar_ps(_mm512_srli_epi32(w1, 4), table),
+                                            _mm512_mul_ps(_mm512_loadu_ps(a + 32), _mm512_permutexvar_ps(w1, table)));
+        total[r][c] = _mm512_fmadd_ps(sum1, s1, _mm512_fmadd_ps(sum0, s0, total[r][c]));
+      }
+    }
+  }
+  for (int r = 0; r < M; ++r) {
+    for (int c = 0; c < C; ++c) out[r][c] = _mm512_reduce_add_ps(total[r][c]);
+  }
+}
+
+#if defined(__AVX512BF16__)
+// The route for bf16-exact activations: vdpbf16ps multiplies two pairs per lane, so one vpermw of a 32-entry bf16
+// table decodes a whole block where the float32 route takes two vpermps (the permutes bound that route). The pair's
+// 32 bytes widened to words (word i = byte i) index the low nibbles as they are (vpermw reads 5 index bits, so the
+// table holds the 16 values twice) and the high nibbles after a shift by 4. Dword lane L then holds the K values
+// 4L and 4L + 2 (low nibbles) or 4L + 1 and 4L + 3 (high nibbles) of the pair; lanes 0-7 are block 2t. Products are
+// exact (bf16 x E2M1), sums float32.
+inline __m512i e2m1_bf16_table() {
+  return _mm512_set_epi16(int16_t(0xC0C0), int16_t(0xC080), int16_t(0xC040), int16_t(0xC000), int16_t(0xBFC0),
+                          int16_t(0xBF80), int16_t(0xBF00), int16_t(0x8000), 0x40C0, 0x4080, 0x4040, 0x4000, 0x3FC0,
+                          0x3F80, 0x3F00, 0x0000, int16_t(0xC0C0), int16_t(0xC080), int16_t(0xC040), int16_t(0xC000),
+                          int16_t(0xBFC0), int16_t(0xBF80), int16_t(0xBF00), int16_t(0x8000), 0x40C0, 0x4080, 0x4040,
+                          0x4000, 0x3FC0, 0x3F80, 0x3F00, 0x0000);
+}
+
+template <int M, int C>
+void mxfp4_decode_columns_bf16(const Fp8GemmProblem& p, const uint32_t* a_pairs, int64_t j, int64_t n_end,
+                               float* scale_buf, float out[M][C]) {
+  const int64_t blocks = p.k / 32, pairs = (blocks + 1) / 2, padded = 2 * pairs;
+  for (int c = 0; c < C; ++c) column_scales(p, j + c, scale_buf + c * padded);
+  const ColumnCodes<C> codes(p, j, n_end);
+  const __m512i table = e2m1_bf16_table();
+  __m512 total[M][C];
+  for (int r = 0; r < M; ++r) {
+    for (int c = 0; c < C; ++c) total[r][c] = _mm512_setzero_ps();
+  }
+  for (int64_t t = 0; t < pairs; ++t) {
+    codes.prefetch_ahead(t);
+    for (int c = 0; c < C; ++c) {
+      const __m512i words = _mm512_cvtepu8_epi16(codes.load(c, t));
+      const __m512bh lo = (__m512bh)_mm512_permutexvar_epi16(words, table);
+      const __m512bh hi = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(words, 4), table);
+      const __m512 s = pair_scales(scale_buf + c * padded, t);
+      for (int r = 0; r < M; ++r) {
+        const uint32_t* a = a_pairs + (r * pairs + t) * 32;
+        const __m512 sum = _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)_mm512_loadu_si512(a), lo),
+                                            (__m512bh)_mm512_loadu_si512(a + 16), hi);
+        total[r][c] = _mm512_fmadd_ps(sum, s, total[r][c]);
+      }
+    }
+  }
+  for (int r = 0; r < M; ++r) {
+    for (int c = 0; c < C; ++c) out[r][c] = _mm512_reduce_add_ps(total[r][c]);
+  }
+}
+#endif
+
+template <int M, int C, bool Bf16>
+void mxfp4_decode_store(const Fp8GemmProblem& p, const void* a_ready, int64_t j, int64_t n_end, float* scale_buf) {
+  float out[M][C];
+#if defined(__AVX512BF16__)
+  if constexpr (Bf16) {
+    mxfp4_decode_columns_bf16<M, C>(p, static_cast<const uint32_t*>(a_ready), j, n_end, scale_buf, out);
+  } else
+#endif
+  {
+    mxfp4_decode_columns<M, C>(p, static_cast<const float*>(a_ready), j, n_end, scale_buf, out);
+  }
+  for (int r = 0; r < M; ++r) {
+    for (int c = 0; c < C; ++c) store_from_f32(p.c, p.c_type, r * p.ldc + j + c, out[r][c] + (p.bias ? p.bias[j + c] : 0.0f));
+  }
+}
+
+// W4A16 decode: activations unscaled (a_scale 1), E8M0 column scales per 32-block; each block's sum is float32,
+// scaled, and added to a float32 total per lane.
+template <int M, bool Bf16>
+void mxfp4_decode(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
+  constexpr int C = M <= 2 ? 4 : 2;  // independent columns per step, as the 32 registers allow
+  const int64_t blocks = p.k / 32, pairs = (blocks + 1) / 2;
+  // Per row and block pair, 64 values (float32 route) or 32 dwords of bf16 pairs, zero past K.
+  FloatBuffer a_ready(size_t(M * pairs * 64)), scale_buf(size_t(C * 2 * pairs));
+  for (int r = 0; r < M; ++r) {
+    for (int64_t t = 0; t < pairs; ++t) {
+      auto a = [&](int64_t kk) { return 64 * t + kk < p.k ? p.a[r * p.lda + 64 * t + kk] : 0.0f; };
+      if (Bf16) {
+        // Lane L of the low-nibble vector: K values 4L, 4L + 2; of the high-nibble vector: 4L + 1, 4L + 3. The values
+        // are bf16 values (a_bf16_exact): their float32 bits' high halves are exact.
+        uint32_t* dst = reinterpret_cast<uint32_t*>(a_ready.data) + (r * pairs + t) * 32;
+        for (int l = 0; l < 16; ++l) {
+          dst[l] = (f32_bits(a(4 * l)) >> 16) | (f32_bits(a(4 * l + 2)) & 0xFFFF0000u);
+          dst[16 + l] = (f32_bits(a(4 * l + 1)) >> 16) | (f32_bits(a(4 * l + 3)) & 0xFFFF0000u);
+        }
+      } else {
+        // Vector h (0, 1: the first 16 bytes; 2, 3: the next), lane i: byte 16 (h / 2) + i, low nibble (h even) or high.
+        float* dst = a_ready.data + (r * pairs + t) * 64;
+        for (int h = 0; h < 4; ++h) {
+          for (int i = 0; i < 16; ++i) dst[16 * h + i] = a(2 * (16 * (h / 2) + i) + (h & 1));
+        }
+      }
+    }
+  }
+  int64_t j = n_begin;
+  for (; j + C <= n_end; j += C) mxfp4_decode_store<M, C, Bf16>(p, a_ready.data, j, n_end, scale_buf.data);
+  for (; j < n_end; ++j) mxfp4_decode_store<M, 1, Bf16>(p, a_ready.data, j, n_end, scale_buf.data);
+}
+
+bool mxfp4_decode_fits(const Fp8GemmProblem& p) {
+  return p.b_codes == WeightCodes::e2m1 && p.m >= 1 && p.m <= 4 && p.b_scale.e8m0 != nullptr && p.b_scale.k_stride == 1 &&
+         p.b_scale.block == 1 && p.a_scale.e8m0 == nullptr && p.a_scale.ld == 0 && p.a_scale.k_stride == 0 &&
+         p.a_scale.scale != nullptr && *p.a_scale.scale == 1.0f && p.k_segment == 32;
+}
+#endif
+
 void gemm(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
+#if defined(__AVX512F__)
+  if (mxfp4_decode_fits(p)) {
+#if defined(__AVX512BF16__)
+    if (p.a_bf16_exact) {
+      switch (p.m) {
+        case 1: return mxfp4_decode<1, true>(p, n_begin, n_end);
+        case 2: return mxfp4_decode<2, true>(p, n_begin, n_end);
+        case 3: return mxfp4_decode<3, true>(p, n_begin, n_end);
+        default: return mxfp4_decode<4, true>(p, n_begin, n_end);
+      }
+    }
+#endif
+    switch (p.m) {
+      case 1: return mxfp4_decode<1, false>(p, n_begin, n_end);
+      case 2: return mxfp4_decode<2, false>(p, n_begin, n_end);
+      case 3: return mxfp4_decode<3, false>(p, n_begin, n_end);
+      default: return mxfp4_decode<4, false>(p, n_begin, n_end);
+    }
+  }
+#endif
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__)
   if (p.a_bf16_exact && p.m > 4) return packed_amx(p, n_begin, n_end);
 #elif defined(__AVX512BF16__)
   if (p.a_bf16_exact && p.m > 4) return packed_bf16(p, n_begin, n_end);
 #endif
-  if (p.b_prepacked) {
+  if (p.b_prepacked && p.b_codes == WeightCodes::e4m3) {
     switch (p.m) {
       case 0: return;
       case 1: return skinny_prepacked<1>(p, n_begin, n_end);

@@ -1,6 +1,7 @@
 // The FP8 rules in plain float arithmetic (frexp, nearbyint); the ISA kernels derive the same bits with integer
 // tricks, so the tests between them compare two derivations.
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <limits>
 
@@ -97,6 +98,13 @@ void prepack_fp8_weight(const uint8_t* b, int64_t ldb, int64_t n, int64_t k, int
                         uint8_t* out) {
   for (int64_t j = panel_begin * kFp8PanelColumns; j < std::min(n, panel_end * kFp8PanelColumns); ++j) {
     for (int64_t kk = 0; kk < k; ++kk) out[fp8_prepacked_offset(n, k, j, kk)] = b[j * ldb + kk];
+  }
+}
+
+void prepack_mxfp4_codes(const uint8_t* q, int64_t ldq, int64_t n, int64_t k, int64_t group_begin, int64_t group_end,
+                         uint8_t* out) {
+  for (int64_t j = group_begin * kMxfp4GroupColumns; j < std::min(n, group_end * kMxfp4GroupColumns); ++j) {
+    for (int64_t b = 0; b < k / 32; ++b) std::memcpy(out + mxfp4_prepacked_code_offset(n, k, j, b), q + j * ldq + b * 16, 16);
   }
 }
 

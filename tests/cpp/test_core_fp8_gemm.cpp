@@ -235,7 +235,9 @@ TEST(Fp8GemmCore, NanWeightsPropagate) {
 namespace {
 
 // MXFP4 weights (E2M1 codes, E8M0 scales per 32) through the same kernels, against float64.
-void run_e2m1_case(int64_t m, int64_t n, int64_t k, bool bf16_a, bool bias_on, uint32_t seed) {
+// With prepacked set, the weights go through the prepacked MXFP4 layout (codes regrouped, scales after them). With
+// n > 2 the last column's first scale is 0xFF (NaN): that column must come out NaN.
+void run_e2m1_case(int64_t m, int64_t n, int64_t k, bool bf16_a, bool bias_on, uint32_t seed, bool prepacked = false) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::uniform_int_distribution<int> code(0, 255), exponent(120, 134);
@@ -247,6 +249,11 @@ void run_e2m1_case(int64_t m, int64_t n, int64_t k, bool bf16_a, bool bias_on, u
   for (auto& v : s) v = uint8_t(exponent(rng));
   s[0] = 0;    // 2^-127, a subnormal float32
   if (s.size() > 1) s[1] = 230;  // 2^103 (2^127 would overflow float32 results with these activations)
+  const bool nan_column = n > 2;
+  if (nan_column) s[size_t((n - 1) * (k / 32))] = 0xFF;
+  std::vector<uint8_t> blob(size_t(n * (k / 32) * 17));
+  core::prepack_mxfp4_codes(w.data(), k / 2, n, k, 0, (n + 3) / 4, blob.data());
+  std::copy(s.begin(), s.end(), blob.begin() + core::mxfp4_prepacked_scale_offset(n, k));
   static const float kE2m1[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
   auto value = [&](int64_t j, int64_t kk) {
     const uint8_t c = uint8_t(w[j * k / 2 + kk / 2] >> (4 * (kk & 1))) & 0xF;
@@ -273,30 +280,65 @@ void run_e2m1_case(int64_t m, int64_t n, int64_t k, bool bf16_a, bool bias_on, u
     p.b = w.data(); p.ldb = k / 2; p.b_codes = core::WeightCodes::e2m1;
     p.a_scale.scale = &one;
     p.b_scale.e8m0 = s.data(); p.b_scale.ld = k / 32; p.b_scale.k_stride = 1;
+    if (prepacked) {
+      p.b = blob.data();
+      p.b_prepacked = true;
+      p.b_scale.e8m0 = blob.data() + core::mxfp4_prepacked_scale_offset(n, k);
+    }
     p.k_segment = 32;
     p.a_bf16_exact = bf16_a;
     p.bias = bias_on ? bias.data() : nullptr;
     p.c = out.data(); p.c_type = FloatType::f32; p.ldc = n;
-    core::fp8_gemm_kernels(isa).gemm(p, 0, n / 2);
-    core::fp8_gemm_kernels(isa).gemm(p, n / 2, n);
+    // Two column ranges, split on a column group (and 32-column panel) boundary as the op layer splits them.
+    const int64_t split = std::min<int64_t>(n, 32);
+    core::fp8_gemm_kernels(isa).gemm(p, 0, split);
+    core::fp8_gemm_kernels(isa).gemm(p, split, n);
     for (int64_t i = 0; i < m * n; ++i) {
+      if (nan_column && i % n == n - 1) {
+        ASSERT_TRUE(std::isnan(out[i])) << core::cpu_isa_name(isa) << " m=" << m << " n=" << n << " k=" << k << " at " << i;
+        continue;
+      }
       const double tol = 2.0 * double(k + 4) * std::ldexp(1.0, -24) * mag[i] + std::ldexp(1.0, -24) * std::fabs(want[i]);
       ASSERT_LE(std::fabs(out[i] - want[i]), tol) << core::cpu_isa_name(isa) << " m=" << m << " n=" << n << " k=" << k
-                                                  << " bf16_a=" << bf16_a << " at " << i;
+                                                  << " bf16_a=" << bf16_a << " prepacked=" << prepacked << " at " << i;
     }
   }
 }
 
 TEST(Mxfp4GemmCore, E2m1WeightsMatchFloat64EveryLevel) {
   uint32_t seed = 500;
-  for (int64_t m : {1, 3, 4, 5, 64}) {
-    for (int64_t n : {1, 31, 32, 70}) {
-      for (int64_t k : {32, 64, 288}) {
-        run_e2m1_case(m, n, k, (m + n) % 2 == 0, n % 2 == 1, seed++);
+  for (bool prepacked : {false, true}) {
+    for (int64_t m : {1, 2, 3, 4, 5, 64}) {
+      for (int64_t n : {1, 31, 32, 70}) {
+        for (int64_t k : {32, 64, 288}) {
+          for (bool bf16_a : {false, true}) run_e2m1_case(m, n, k, bf16_a, n % 2 == 1, seed++, prepacked);
+        }
+      }
+    }
+    run_e2m1_case(9, 40, 2880, true, true, seed++, prepacked);
+    run_e2m1_case(1, 40, 2880, true, false, seed++, prepacked);
+    run_e2m1_case(4, 37, 4096, false, true, seed++, prepacked);
+  }
+}
+
+TEST(Mxfp4GemmCore, PrepackedLayout) {
+  // n = 6: a full group of 4 and a group of 2; k = 96: one block pair and an odd last block.
+  const int64_t n = 6, k = 96;
+  std::vector<uint8_t> q(size_t(n * k / 2)), blob(size_t(n * (k / 32) * 17), 0xEE);
+  for (size_t i = 0; i < q.size(); ++i) q[i] = uint8_t(i % 200);  // never the 0xEE of the unwritten bytes
+  core::prepack_mxfp4_codes(q.data(), k / 2, n, k, 0, 2, blob.data());
+  EXPECT_EQ(core::mxfp4_prepacked_code_offset(n, k, 1, 1), 1 * 32 + 16);       // group 0, pair 0, column 1, block 1
+  EXPECT_EQ(core::mxfp4_prepacked_code_offset(n, k, 2, 2), 4 * 32 + 2 * 16);   // group 0, odd last block, column 2
+  EXPECT_EQ(core::mxfp4_prepacked_code_offset(n, k, 5, 0), 4 * 3 * 16 + 1 * 32);  // group 1 (w = 2), column 5
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t b = 0; b < k / 32; ++b) {
+      for (int i = 0; i < 16; ++i) {
+        ASSERT_EQ(blob[size_t(core::mxfp4_prepacked_code_offset(n, k, j, b) + i)], q[size_t(j * k / 2 + b * 16 + i)]);
       }
     }
   }
-  run_e2m1_case(9, 40, 2880, true, true, seed++);
+  // The codes fill exactly the first n * (k / 32) * 16 bytes.
+  for (size_t i = 0; i < size_t(core::mxfp4_prepacked_scale_offset(n, k)); ++i) ASSERT_NE(blob[i], 0xEE) << i;
 }
 
 TEST(Mxfp4GemmCore, E8m0Values) {
