@@ -43,4 +43,10 @@ const Fp8GemmKernels& fp8_gemm_kernels(CpuIsa isa) {
 }
 const Fp8GemmKernels& fp8_gemm_kernels() { return fp8_gemm_kernels(selected_cpu_isa()); }
 
+const Mxfp4GemmKernels& mxfp4_gemm_kernels(CpuIsa isa) {
+  return table_for(isa, isa_scalar::kMxfp4GemmKernels, isa_avx2::kMxfp4GemmKernels, isa_avx512::kMxfp4GemmKernels,
+                   isa_avx512_bf16::kMxfp4GemmKernels, isa_amx::kMxfp4GemmKernels, "MXFP4 GEMM");
+}
+const Mxfp4GemmKernels& mxfp4_gemm_kernels() { return mxfp4_gemm_kernels(selected_cpu_isa()); }
+
 }  // namespace mxkernels::core

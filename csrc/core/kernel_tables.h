@@ -4,12 +4,14 @@
 #include "fp8.h"
 #include "fp8_gemm.h"
 #include "mxfp4.h"
+#include "mxfp4_gemm.h"
 
 #define MXK_DECLARE_KERNEL_TABLES(ns)          \
   namespace ns {                               \
   extern const Mxfp4Kernels kMxfp4Kernels;     \
   extern const Fp8Kernels kFp8Kernels;         \
   extern const Fp8GemmKernels kFp8GemmKernels; \
+  extern const Mxfp4GemmKernels kMxfp4GemmKernels; \
   }
 
 namespace mxkernels::core {

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "mxfp4.h"
+#include "mxfp4_gemm.h"
 
 namespace mxkernels::core {
 
@@ -160,4 +161,34 @@ void dequantize_mxfp4(const uint8_t* q, const uint8_t* scales, int64_t n_blocks,
 }
 
 }  // namespace reference
+}  // namespace mxkernels::core
+
+namespace mxkernels::core {
+
+float mxfp4_block_value(int32_t sum, uint8_t sa, uint8_t sw) {
+  if (sa == 0xFF || sw == 0xFF) return std::numeric_limits<float>::quiet_NaN();
+  // In double the product is exact (|sum| < 2^13, 2^-256 <= scale <= 2^252); the conversion rounds once.
+  return float(double(sum) * std::ldexp(1.0, int(sa) + int(sw) - 256));
+}
+
+namespace reference {
+void mxfp4_gemm(const Mxfp4GemmProblem& p, int64_t n_begin, int64_t n_end) {
+  for (int64_t i = 0; i < p.m; ++i) {
+    for (int64_t j = n_begin; j < n_end; ++j) {
+      float total = 0.0f;
+      for (int64_t b = 0; b < p.k / 32; ++b) {
+        const uint8_t* a = p.a + i * p.lda + b * 16;
+        const uint8_t* w = mxfp4_weight_block(p, j, b);
+        int32_t sum = 0;
+        for (int t = 0; t < 16; ++t) {
+          sum += e2m1_times2(a[t] & 0xF) * e2m1_times2(w[t] & 0xF) + e2m1_times2(a[t] >> 4) * e2m1_times2(w[t] >> 4);
+        }
+        total += mxfp4_block_value(sum, p.a_scale[i * p.lda_scale + b], p.b_scale[j * p.ldb_scale + b]);
+      }
+      store_from_f32(p.c, p.c_type, i * p.ldc + j, total + (p.bias ? p.bias[j] : 0.0f));
+    }
+  }
+}
+}  // namespace reference
+
 }  // namespace mxkernels::core

@@ -32,6 +32,20 @@ int main() {
     std::cerr << "mxfp4 GEMM out of the expected range\n";
     return 1;
   }
+  // The same layer with prepacked weights (the same bits) and as W4A4 with the activations quantized too.
+  const torch::Tensor packed = mxkernels::prepack_mxfp4_weight(q, scales);
+  if (!torch::equal(mxkernels::mxfp4_gemm_w4a16(x4, packed, std::nullopt), y4)) {
+    std::cerr << "prepacked MXFP4 weights gave other results\n";
+    return 1;
+  }
+  auto [xq, xs] = mxkernels::quantize_mxfp4(x4);
+  const torch::Tensor y44 = mxkernels::mxfp4_gemm(xq, xs, packed, std::nullopt);
+  const double y44_rel_rms = ((y44.to(torch::kFloat) - y4_ref).pow(2).mean() / y4_ref.pow(2).mean()).sqrt().item<double>();
+  std::cout << "mxfp4 W4A4 " << y44.sizes() << ", relative RMS error against float32: " << y44_rel_rms << "\n";
+  if (!(y44_rel_rms > 0.01 && y44_rel_rms < 0.35)) {
+    std::cerr << "mxfp4 W4A4 GEMM out of the expected range\n";
+    return 1;
+  }
 
   // FP8 W8A16 with per-channel scales and prepacked weights, against the float32 product.
   const torch::Tensor x = torch::randn({8, 2880}, torch::kBFloat16);

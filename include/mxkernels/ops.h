@@ -51,13 +51,32 @@ inline at::Tensor dequantize_mxfp4(const at::Tensor& q, const at::Tensor& scales
 }
 
 // W4A16: x (float32 / bfloat16 / float16 [..., K], K a multiple of 32) @ dequantize_mxfp4(w_q, w_scales)^T + bias,
-// w_q [N, K/2] (float4_e2m1fn_x2 or uint8), w_scales [N, K/32] (float8_e8m0fnu or uint8); output in x's dtype.
-inline at::Tensor mxfp4_gemm_w4a16(const at::Tensor& x, const at::Tensor& w_q, const at::Tensor& w_scales,
+// w_q [N, K/2] (float4_e2m1fn_x2 or uint8), w_scales [N, K/32] (float8_e8m0fnu or uint8); or w_q from
+// prepack_mxfp4_weight with w_scales std::nullopt. Output in x's dtype.
+inline at::Tensor mxfp4_gemm_w4a16(const at::Tensor& x, const at::Tensor& w_q, const std::optional<at::Tensor>& w_scales,
                                    const std::optional<at::Tensor>& bias = std::nullopt) {
-  static const auto handle =
-      detail::op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&)>(
-          "mxkernels::mxfp4_gemm_w4a16");
+  static const auto handle = detail::op<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                                                   const std::optional<at::Tensor>&)>("mxkernels::mxfp4_gemm_w4a16");
   return handle.call(x, w_q, w_scales, bias);
+}
+
+// W4A4: both operands MXFP4 (a_q [..., K/2] codes, a_scales [..., K/32], e.g. from quantize_mxfp4); the weights as for
+// mxfp4_gemm_w4a16. Exact integer block sums, each scaled and rounded once to float32, added in block order.
+inline at::Tensor mxfp4_gemm(const at::Tensor& a_q, const at::Tensor& a_scales, const at::Tensor& w_q,
+                             const std::optional<at::Tensor>& w_scales, const std::optional<at::Tensor>& bias = std::nullopt,
+                             at::ScalarType out_dtype = at::kBFloat16) {
+  static const auto handle =
+      detail::op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            const std::optional<at::Tensor>&, at::ScalarType)>("mxkernels::mxfp4_gemm");
+  return handle.call(a_q, a_scales, w_q, w_scales, bias, out_dtype);
+}
+
+// MXFP4 weights (w_q [N, K/2], w_scales [N, K/32]) as one uint8 blob [N, K/32, 17] in the layout the CPU kernels read
+// fastest (docs/formats.md); pass it as w_q with w_scales std::nullopt.
+inline at::Tensor prepack_mxfp4_weight(const at::Tensor& w_q, const at::Tensor& w_scales) {
+  static const auto handle =
+      detail::op<at::Tensor(const at::Tensor&, const at::Tensor&)>("mxkernels::prepack_mxfp4_weight");
+  return handle.call(w_q, w_scales);
 }
 
 // Per-group FP8 (E4M3) quantization of x (float32 / bfloat16 / float16, last dim a positive multiple of

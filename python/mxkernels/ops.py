@@ -126,7 +126,7 @@ def fp8_gemm_w8a16(
 
 
 def mxfp4_gemm_w4a16(
-    x: torch.Tensor, w_q: torch.Tensor, w_scales: torch.Tensor, bias: Optional[torch.Tensor] = None
+    x: torch.Tensor, w_q: torch.Tensor, w_scales: Optional[torch.Tensor], bias: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
     """W4A16 GEMM: ``x @ dequantize_mxfp4(w_q, w_scales).T + bias`` with MXFP4 weights decoded in registers (never
     a dequantized copy in memory) and activations kept in their precision (converted to float32 exactly).
@@ -134,8 +134,9 @@ def mxfp4_gemm_w4a16(
     Args:
         x: float32, bfloat16 or float16 ``[..., K]``, K a positive multiple of 32 (leading dims kept).
         w_q: ``[N, K/2]`` float4_e2m1fn_x2 or uint8 (two E2M1 codes per byte, element 2i in the low nibble, as
-            :func:`quantize_mxfp4` writes them), last dim contiguous.
-        w_scales: ``[N, K/32]`` float8_e8m0fnu or uint8, last dim contiguous.
+            :func:`quantize_mxfp4` writes them), last dim contiguous; or the ``[N, K/32, 17]`` uint8 blob of
+            :func:`prepack_mxfp4_weight`.
+        w_scales: ``[N, K/32]`` float8_e8m0fnu or uint8, last dim contiguous; None with a prepacked w_q.
         bias: optional ``[N]`` (float32 / bfloat16 / float16).
 
     Returns:
@@ -143,3 +144,35 @@ def mxfp4_gemm_w4a16(
         multiplied by its scale and added to a float32 total (docs/formats.md).
     """
     return torch.ops.mxkernels.mxfp4_gemm_w4a16(x, w_q, w_scales, bias)
+
+
+def mxfp4_gemm(
+    a_q: torch.Tensor, a_scales: torch.Tensor, w_q: torch.Tensor, w_scales: Optional[torch.Tensor],
+    bias: Optional[torch.Tensor] = None, out_dtype: torch.dtype = torch.bfloat16,
+) -> torch.Tensor:
+    """W4A4 GEMM: both operands MXFP4, e.g. ``a_q, a_scales = quantize_mxfp4(x)``.
+
+    Each block of 32 products is an exact integer sum (twice an E2M1 value is an integer), computed with integer
+    dot products (AVX-512 VNNI); the block's value ``sum * 2^(sa - 127) * 2^(sw - 127)`` is rounded once to float32
+    and added to a float32 total in block order, so every CPU level gives the same bits (docs/formats.md).
+
+    Args:
+        a_q: ``[..., K/2]`` float4_e2m1fn_x2 or uint8 codes; a_scales: ``[..., K/32]`` float8_e8m0fnu or uint8.
+        w_q, w_scales: as for :func:`mxfp4_gemm_w4a16` (plain, or prepacked with w_scales None).
+        bias: optional ``[N]``; out_dtype: float32, bfloat16 (default) or float16.
+
+    Returns:
+        ``[..., N]`` in out_dtype, contiguous.
+    """
+    return torch.ops.mxkernels.mxfp4_gemm(a_q, a_scales, w_q, w_scales, bias, out_dtype)
+
+
+def prepack_mxfp4_weight(w_q: torch.Tensor, w_scales: torch.Tensor) -> torch.Tensor:
+    """MXFP4 weights in the layout the CPU GEMM kernels read fastest: one contiguous uint8 blob ``[N, K/32, 17]``
+    holding the codes regrouped (4 columns side by side per pair of blocks, so a decode step reads one stream) and
+    then the scales ``[N, K/32]`` (docs/formats.md). Pass it as ``w_q`` with ``w_scales=None`` to either GEMM.
+
+    Args:
+        w_q: ``[N, K/2]`` float4_e2m1fn_x2 or uint8; w_scales: ``[N, K/32]`` float8_e8m0fnu or uint8.
+    """
+    return torch.ops.mxkernels.prepack_mxfp4_weight(w_q, w_scales)

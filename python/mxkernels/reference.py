@@ -206,3 +206,36 @@ def mxfp4_gemm_w4a16(x: torch.Tensor, w_q: torch.Tensor, w_scales: torch.Tensor,
     before its float32 sums and the rounding into x's dtype)."""
     out = x.to(torch.float64) @ dequantize_mxfp4_float64(w_q, w_scales).T
     return out if bias is None else out + bias.to(torch.float64)
+
+
+def mxfp4_gemm(a_q: torch.Tensor, a_scales: torch.Tensor, w_q: torch.Tensor, w_scales: torch.Tensor, bias=None,
+               out_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """The reference of ``mxkernels.mxfp4_gemm``, to the bit: each block's exact product sum times both scales
+    (float64, exact), rounded to float32, added to a float32 total in block order; then the bias, then out_dtype."""
+    k = a_q.shape[-1] * 2
+    a = dequantize_mxfp4_float64(a_q, a_scales).reshape(-1, k // BLOCK, BLOCK)
+    w = dequantize_mxfp4_float64(w_q, w_scales).reshape(-1, k // BLOCK, BLOCK)
+    blocks = torch.einsum("mbk,nbk->mnb", a, w).to(torch.float32)  # exact in float64, then one rounding
+    total = torch.zeros(blocks.shape[:2], dtype=torch.float32)
+    for b in range(blocks.shape[2]):
+        total = total + blocks[:, :, b]
+    if bias is not None:
+        total = total + bias.to(torch.float32)
+    return total.to(out_dtype).reshape(*a_q.shape[:-1], -1)
+
+
+def prepack_mxfp4_weight(w_q: torch.Tensor, w_scales: torch.Tensor) -> torch.Tensor:
+    """The reference of ``mxkernels.prepack_mxfp4_weight``: per group of 4 columns (the last one narrower), the
+    codes as ``[K/64, columns, 32]`` (block pairs), then ``[columns, 16]`` for an odd last block; then all scales."""
+    q = w_q.view(torch.uint8)
+    n, half_k = q.shape
+    blocks = half_k // 16
+    pairs = blocks // 2
+    parts = []
+    for j0 in range(0, n, 4):
+        g = q[j0:j0 + 4]
+        parts.append(g[:, :pairs * 32].reshape(g.shape[0], pairs, 32).transpose(0, 1).reshape(-1))
+        if blocks % 2:
+            parts.append(g[:, pairs * 32:].reshape(-1))
+    parts.append(w_scales.view(torch.uint8).reshape(-1))
+    return torch.cat(parts).reshape(n, blocks, 17)

@@ -11,6 +11,7 @@
 #include "cpu_isa.h"
 #include "fp8.h"
 #include "fp8_gemm.h"
+#include "mxfp4_gemm.h"
 
 namespace core = mxkernels::core;
 using core::CpuIsa;
@@ -350,6 +351,100 @@ TEST(Mxfp4GemmCore, E8m0Values) {
     const float e2m1 = (c & 8 ? -1.0f : 1.0f) * std::array<float, 8>{0, 0.5f, 1, 1.5f, 2, 3, 4, 6}[c & 7];
     EXPECT_EQ(core::reference::e4m3_to_f32(core::e4m3_of_e2m1(uint8_t(c))), e2m1) << c;
   }
+}
+
+}  // namespace
+
+namespace {
+
+// W4A4: every level bitwise equal to the reference, and the reference equal to an independent computation (block sums of
+// the E2M1 values in double, exact; times both scales in double, exact; rounded to float32 and added in block order).
+void run_w4a4_case(int64_t m, int64_t n, int64_t k, bool prepacked, bool bias_on, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> code(0, 255), exponent(112, 140);
+  std::normal_distribution<float> normal;
+  const int64_t blocks = k / 32;
+  std::vector<uint8_t> a(size_t(m * k / 2)), sa(size_t(m * blocks)), w(size_t(n * k / 2)), sw(size_t(n * blocks));
+  std::vector<float> bias(static_cast<size_t>(n));
+  for (auto& v : a) v = uint8_t(code(rng));
+  for (auto& v : w) v = uint8_t(code(rng));
+  for (auto& v : sa) v = uint8_t(exponent(rng));
+  for (auto& v : sw) v = uint8_t(exponent(rng));
+  for (auto& v : bias) v = normal(rng);
+  sa[0] = 0;    // 2^-127: with sw, block values far below float32's subnormals round to zero or a subnormal
+  sw[0] = 2;
+  if (sw.size() > 1) sw[1] = 254;  // 2^127: overflows to inf unless the block sum is 0
+  if (n > 2) sw[size_t((n - 1) * blocks)] = 0xFF;  // the last column NaN
+  if (m > 1) sa[size_t(blocks)] = 0xFF;           // the second row NaN
+  std::vector<uint8_t> blob(size_t(n * blocks * 17));
+  core::prepack_mxfp4_codes(w.data(), k / 2, n, k, 0, (n + 3) / 4, blob.data());
+  std::copy(sw.begin(), sw.end(), blob.begin() + core::mxfp4_prepacked_scale_offset(n, k));
+
+  static const double kE2m1[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+  auto value = [](uint8_t byte, int64_t kk) {
+    const uint8_t c = uint8_t(byte >> (4 * (kk & 1))) & 0xF;
+    return c & 8 ? -kE2m1[c & 7] : kE2m1[c & 7];
+  };
+  std::vector<float> want(size_t(m * n));
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      float total = 0.0f;
+      for (int64_t b = 0; b < blocks; ++b) {
+        double sum = 0.0;
+        for (int64_t kk = 32 * b; kk < 32 * b + 32; ++kk) sum += value(a[i * k / 2 + kk / 2], kk) * value(w[j * k / 2 + kk / 2], kk);
+        const uint8_t ea = sa[i * blocks + b], ew = sw[j * blocks + b];
+        total += (ea == 0xFF || ew == 0xFF) ? NAN : float(sum * std::ldexp(1.0, ea - 127) * std::ldexp(1.0, ew - 127));
+      }
+      want[i * n + j] = total + (bias_on ? bias[j] : 0.0f);
+    }
+  }
+  auto run = [&](const core::Mxfp4GemmKernels& kernels) {
+    std::vector<float> out(size_t(m * n), -7.0f);
+    core::Mxfp4GemmProblem p;
+    p.m = m; p.n = n; p.k = k; p.a = a.data(); p.lda = k / 2; p.a_scale = sa.data(); p.lda_scale = blocks;
+    p.b = prepacked ? blob.data() : w.data(); p.ldb = k / 2; p.b_prepacked = prepacked;
+    p.b_scale = prepacked ? blob.data() + core::mxfp4_prepacked_scale_offset(n, k) : sw.data(); p.ldb_scale = blocks;
+    p.bias = bias_on ? bias.data() : nullptr;
+    p.c = out.data(); p.c_type = FloatType::f32; p.ldc = n;
+    const int64_t split = std::min<int64_t>(n, 32);
+    kernels.gemm(p, 0, split);
+    kernels.gemm(p, split, n);
+    return out;
+  };
+  auto same = [](float x, float y) { return std::memcmp(&x, &y, 4) == 0 || (std::isnan(x) && std::isnan(y)); };
+  const core::Mxfp4GemmKernels reference_kernels{&core::reference::mxfp4_gemm};
+  const std::vector<float> ref = run(reference_kernels);
+  for (int64_t i = 0; i < m * n; ++i) ASSERT_TRUE(same(ref[i], want[i])) << "reference at " << i << ": " << ref[i] << " vs " << want[i];
+  for (CpuIsa isa : core::compiled_cpu_isas()) {
+    if (!core::cpu_isa_supported(isa)) continue;
+    const std::vector<float> out = run(core::mxfp4_gemm_kernels(isa));
+    for (int64_t i = 0; i < m * n; ++i) {
+      ASSERT_TRUE(same(out[i], want[i])) << core::cpu_isa_name(isa) << " m=" << m << " n=" << n << " k=" << k
+                                         << " prepacked=" << prepacked << " at " << i << ": " << out[i] << " vs " << want[i];
+    }
+  }
+}
+
+TEST(Mxfp4W4a4Core, EveryLevelBitwiseEqualToExactBlockSums) {
+  uint32_t seed = 900;
+  for (bool prepacked : {false, true}) {
+    for (int64_t m : {1, 2, 3, 4, 5, 9}) {
+      for (int64_t n : {1, 31, 32, 70}) {
+        for (int64_t k : {32, 64, 288}) run_w4a4_case(m, n, k, prepacked, (m + n) % 2 == 0, seed++);
+      }
+    }
+    run_w4a4_case(13, 40, 2880, prepacked, true, seed++);
+  }
+}
+
+TEST(Mxfp4W4a4Core, BlockValue) {
+  EXPECT_EQ(core::mxfp4_block_value(4608, 127, 127), 1152.0f);  // 32 products of 6 x 6, / 4 ... times 1
+  EXPECT_EQ(core::mxfp4_block_value(1, 0, 0), 0.0f);           // 2^-256
+  EXPECT_EQ(core::mxfp4_block_value(1, 127, 8), std::ldexp(1.0f, -121));
+  EXPECT_TRUE(std::isinf(core::mxfp4_block_value(2, 254, 254)));
+  EXPECT_TRUE(std::isnan(core::mxfp4_block_value(0, 0xFF, 127)));
+  const std::array<int, 8> twice{0, 1, 2, 3, 4, 6, 8, 12};
+  for (int c = 0; c < 16; ++c) EXPECT_EQ(core::e2m1_times2(uint8_t(c)), (c & 8 ? -1 : 1) * twice[c & 7]);
 }
 
 }  // namespace

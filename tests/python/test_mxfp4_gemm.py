@@ -1,5 +1,6 @@
-"""The MXFP4 W4A16 GEMM against a float64 reference on the dequantized weights, within the error bound of float32
-accumulation per block: |out - ref| <= 2 (K + 4) 2^-24 sum_k |x w| + one rounding into x's dtype."""
+"""The MXFP4 GEMMs. W4A16 against a float64 reference on the dequantized weights, within the error bound of float32
+accumulation per block: |out - ref| <= 2 (K + 4) 2^-24 sum_k |x w| + one rounding into x's dtype. W4A4 bitwise
+against the exact block sums (reference.mxfp4_gemm). Plain and prepacked weights give the same bits."""
 import pytest
 import torch
 
@@ -46,6 +47,7 @@ def test_w4a16_against_float64(k, n, m):
     out = mxkernels.mxfp4_gemm_w4a16(x, w_q, w_s, bias)
     assert out.is_contiguous()
     check_close(out, x, w_q, w_s, bias)
+    assert torch.equal(mxkernels.mxfp4_gemm_w4a16(x, mxkernels.prepack_mxfp4_weight(w_q, w_s), None, bias), out)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
@@ -54,7 +56,9 @@ def test_w4a16_every_cpu_level(isa, dtype, m):
     x = torch.randn(m, 288).to(dtype)
     w_q, w_s = weights(70, 288, m)  # N: two full panels and a narrow one
     bias = torch.randn(70).to(torch.bfloat16)
-    check_close(mxkernels.mxfp4_gemm_w4a16(x, w_q, w_s, bias), x, w_q, w_s, bias)
+    out = mxkernels.mxfp4_gemm_w4a16(x, w_q, w_s, bias)
+    check_close(out, x, w_q, w_s, bias)
+    assert torch.equal(mxkernels.mxfp4_gemm_w4a16(x, mxkernels.prepack_mxfp4_weight(w_q, w_s), None, bias), out)
 
 
 def test_w4a16_3d_uint8_and_quantized_weights():
@@ -147,7 +151,52 @@ ERRORS = [
     (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 32), U8, d), _e((7, 2), U8, d), None),
      "mxkernels.mxfp4_gemm_w4a16: w_scales must have shape [8, 2], got [7, 2]"),
     (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((2, 8, 32), U8, d), _e((8, 2), U8, d), None),
-     "mxkernels.mxfp4_gemm_w4a16: w_q must be 2-D [N, K/2], got shape [2, 8, 32]"),
+     "mxkernels.mxfp4_gemm_w4a16: a 3-D w_q must be prepacked [N, K/32, 17], got shape [2, 8, 32]"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((1, 8, 2, 32), U8, d), _e((8, 2), U8, d), None),
+     "mxkernels.mxfp4_gemm_w4a16: w_q must be 2-D [N, K/2] (codes) or 3-D [N, K/32, 17] (from prepack_mxfp4_weight), "
+     "got shape [1, 8, 2, 32]"),
+    # Prepacked weights.
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 4, 17), U8, d), None, None),
+     "mxkernels.mxfp4_gemm_w4a16: prepacked w_q of shape [8, 4, 17] holds K = 128, but the activations have K = 64"),
+    (lambda d: ops.mxfp4_gemm(_e((4, 32), U8, d), _e((4, 2), U8, d), _e((8, 4, 17), U8, d), None),
+     "mxkernels.mxfp4_gemm: prepacked w_q of shape [8, 4, 17] holds K = 128, but the activations have K = 64"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 2, 17), U8, d), _e((8, 2), U8, d), None),
+     "mxkernels.mxfp4_gemm_w4a16: w_scales must be None with a prepacked w_q (its scales are inside), got a tensor of "
+     "shape [8, 2]"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 2, 17), F4, d), None, None),
+     "mxkernels.mxfp4_gemm_w4a16: a prepacked w_q must be uint8, got Float4_e2m1fn_x2"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((17, 2, 8), U8, d).permute(2, 1, 0), None, None),
+     "mxkernels.mxfp4_gemm_w4a16: prepacked w_q must be contiguous, got strides [1, 8, 16]"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 32), U8, d), None, None),
+     "mxkernels.mxfp4_gemm_w4a16: w_scales [N, K/32] is required with a plain w_q (None only with a prepacked one)"),
+    (lambda d: ops.prepack_mxfp4_weight(_e((8, 24), U8, d), _e((8, 1), U8, d)),
+     "mxkernels.prepack_mxfp4_weight: 2 * w_q.size(1) (K) must be a positive multiple of 32, got 48"),
+    (lambda d: ops.prepack_mxfp4_weight(_e((8, 32), U8, d), _e((8, 3), U8, d)),
+     "mxkernels.prepack_mxfp4_weight: w_scales must have shape [8, 2], got [8, 3]"),
+    (lambda d: ops.prepack_mxfp4_weight(_e((8, 32), torch.int8, d), _e((8, 2), U8, d)),
+     "mxkernels.prepack_mxfp4_weight: w_q must be float4_e2m1fn_x2 or uint8 (two E2M1 codes per byte), got Char"),
+    (lambda d: ops.prepack_mxfp4_weight(_e((2, 8, 32), U8, d), _e((8, 2), U8, d)),
+     "mxkernels.prepack_mxfp4_weight: w_q must be 2-D [N, K/2], got shape [2, 8, 32]"),
+    # W4A4.
+    (lambda d: ops.mxfp4_gemm(_e((4, 50), U8, d), _e((4, 3), U8, d), _e((8, 50), U8, d), _e((8, 3), U8, d)),
+     "mxkernels.mxfp4_gemm: 2 * a_q.size(-1) (K) must be a positive multiple of 32, got 100"),
+    (lambda d: ops.mxfp4_gemm(_e((4, 32), d=d), _e((4, 2), U8, d), _e((8, 32), U8, d), _e((8, 2), U8, d)),
+     "mxkernels.mxfp4_gemm: a_q must be float4_e2m1fn_x2 or uint8 (two E2M1 codes per byte), got Float"),
+    (lambda d: ops.mxfp4_gemm(_e((4, 32), U8, d), _e((4, 2), torch.int8, d), _e((8, 32), U8, d), _e((8, 2), U8, d)),
+     "mxkernels.mxfp4_gemm: a_scales must be float8_e8m0fnu or uint8 (E8M0 scales), got Char"),
+    (lambda d: ops.mxfp4_gemm(_e((2, 4, 32), U8, d), _e((2, 4, 3), U8, d), _e((8, 32), U8, d), _e((8, 2), U8, d)),
+     "mxkernels.mxfp4_gemm: a_scales must have shape [2, 4, 2], got [2, 4, 3]"),
+    (lambda d: ops.mxfp4_gemm(_e((4, 32), U8, d), _e((4, 2), U8, d), _e((8, 16), U8, d), _e((8, 2), U8, d)),
+     "mxkernels.mxfp4_gemm: w_q must be [N, K/2] = [8, 32] for K = 64, got shape [8, 16]"),
+    (lambda d: ops.mxfp4_gemm(_e((4, 32), U8, d), _e((4, 2), U8, d), _e((8, 32), U8, d), _e((8, 1), U8, d)),
+     "mxkernels.mxfp4_gemm: w_scales must have shape [8, 2], got [8, 1]"),
+    (lambda d: ops.mxfp4_gemm(_e((4, 32), U8, d), _e((4, 2), U8, d), _e((8, 32), U8, d), _e((8, 2), U8, d), _e(9, d=d)),
+     "mxkernels.mxfp4_gemm: bias must have shape [8], got [9]"),
+    (lambda d: ops.mxfp4_gemm(_e((4, 32), U8, d), _e((4, 2), U8, d), _e((8, 32), U8, d), _e((8, 2), U8, d), None,
+                              torch.int32),
+     "mxkernels.mxfp4_gemm: out_dtype must be Float, BFloat16 or Half, got Int"),
+    (lambda d: ops.mxfp4_gemm(_e((), U8, d), _e((), U8, d), _e((8, 32), U8, d), _e((8, 2), U8, d)),
+     "mxkernels.mxfp4_gemm: a_q must have at least one dimension [..., K/2], got a 0-d tensor"),
     (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 32), U8, d), _e((8, 2), U8, d), _e(7, d=d)),
      "mxkernels.mxfp4_gemm_w4a16: bias must have shape [8], got [7]"),
     (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 32), U8, d), _e((8, 2), U8, d), _e(8, torch.int32, d)),
@@ -162,3 +211,118 @@ ERRORS = [
 @pytest.mark.parametrize("case", range(len(ERRORS)))
 def test_errors_identical_on_cpu_and_meta(case):
     assert_same_error_on_cpu_and_meta(*ERRORS[case])
+
+
+# --- W4A4 -----------------------------------------------------------------------------------------------------
+
+
+def activations(shape, k, seed):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randint(0, 256, (*shape, k // 2), generator=g, dtype=torch.uint8)
+    s = torch.randint(118, 134, (*shape, k // 32), generator=g, dtype=torch.uint8)
+    return q, s
+
+
+@pytest.mark.parametrize("k", [32, 64, 2880, 4096])
+@pytest.mark.parametrize("n", [1, 31, 32, 5760])
+@pytest.mark.parametrize("m", [1, 3, 64, 257])
+def test_w4a4_bitwise_exact_block_sums(k, n, m):
+    if m * n * k > 2 ** 27:
+        pytest.skip("float64 reference too slow for a unit test at this size; smaller M covers the shape")
+    out_dtype = (torch.bfloat16, torch.float32, torch.float16)[(k + n + m) % 3]
+    a_q, a_s = activations((m,), k, k + n + m)
+    w_q, w_s = weights(n, k, k * n + m)
+    bias = torch.randn(n) if (n + m) % 2 else None
+    want = reference.mxfp4_gemm(a_q, a_s, w_q, w_s, bias, out_dtype)
+    out = mxkernels.mxfp4_gemm(a_q.view(torch.float4_e2m1fn_x2), a_s.view(torch.float8_e8m0fnu), w_q, w_s, bias, out_dtype)
+    assert out.dtype == out_dtype and out.shape == (m, n) and out.is_contiguous()
+    assert torch.equal(out, want)
+    assert torch.equal(mxkernels.mxfp4_gemm(a_q, a_s, mxkernels.prepack_mxfp4_weight(w_q, w_s), None, bias, out_dtype), out)
+
+
+@pytest.mark.parametrize("m", [1, 3, 5, 64])
+def test_w4a4_every_cpu_level(isa, m):
+    a_q, a_s = activations((m,), 288, m)
+    w_q, w_s = weights(70, 288, m)
+    bias = torch.randn(70)
+    want = reference.mxfp4_gemm(a_q, a_s, w_q, w_s, bias, torch.float32)
+    assert torch.equal(mxkernels.mxfp4_gemm(a_q, a_s, w_q, w_s, bias, torch.float32), want)
+    assert torch.equal(mxkernels.mxfp4_gemm(a_q, a_s, mxkernels.prepack_mxfp4_weight(w_q, w_s), None, bias, torch.float32),
+                       want)
+
+
+def test_w4a4_3d_edges_and_quantized_inputs():
+    a_q, a_s = activations((2, 5), 128, 1)
+    w_q, w_s = weights(40, 128, 2, typed=False)
+    a_s[0, 0, 0], a_s[1, 1, 2], w_s[3, 0], w_s[4, 1], w_s[5, 3] = 0, 255, 254, 0, 255  # 2^-127, NaN, 2^127
+    out = mxkernels.mxfp4_gemm(a_q, a_s, w_q, w_s, None, torch.float32)
+    assert out.shape == (2, 5, 40)
+    assert torch.equal(out.isnan(), reference.mxfp4_gemm(a_q, a_s, w_q, w_s, None, torch.float32).isnan())
+    assert out[1, 1].isnan().all() and out[:, :, 5].isnan().all()
+    want = reference.mxfp4_gemm(a_q, a_s, w_q, w_s, None, torch.float32)
+    assert torch.equal(out.nan_to_num(), want.nan_to_num())
+    # From quantize_mxfp4 on both sides: close to the dense product of the dequantized operands.
+    x, w = torch.randn(7, 256), torch.randn(24, 256)
+    xq, wq = mxkernels.quantize_mxfp4(x), mxkernels.quantize_mxfp4(w)
+    dense = mxkernels.dequantize_mxfp4(*xq) @ mxkernels.dequantize_mxfp4(*wq).T
+    torch.testing.assert_close(mxkernels.mxfp4_gemm(*xq, *wq, None, torch.float32), dense, rtol=1e-5, atol=1e-4)
+
+
+def test_w4a4_non_contiguous_empty_and_threads():
+    a_q, a_s = activations((40,), 128, 3)
+    w_q, w_s = weights(50, 128, 4, typed=False)
+    a_t = a_q.t().contiguous().t()  # same values, strides (1, 40)
+    out = mxkernels.mxfp4_gemm(a_t, a_s, w_q, w_s)
+    assert torch.equal(out, mxkernels.mxfp4_gemm(a_q, a_s, w_q, w_s))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert torch.equal(mxkernels.mxfp4_gemm(a_q, a_s, w_q, w_s), out)
+    finally:
+        torch.set_num_threads(before)
+    assert mxkernels.mxfp4_gemm(a_q[:0], a_s[:0], w_q, w_s).shape == (0, 50)
+
+
+@pytest.mark.parametrize("n", [1, 31, 32, 200])
+@pytest.mark.parametrize("k", [32, 64, 96, 2880])
+def test_prepack_layout(n, k):
+    w_q, w_s = weights(n, k, n + k)
+    packed = mxkernels.prepack_mxfp4_weight(w_q, w_s)
+    assert packed.dtype == torch.uint8 and packed.shape == (n, k // 32, 17) and packed.is_contiguous()
+    assert torch.equal(packed, reference.prepack_mxfp4_weight(w_q, w_s))
+    strided_q = torch.zeros(n, k, dtype=torch.uint8)[:, ::2]
+    strided_q.copy_(w_q.view(torch.uint8))
+    assert torch.equal(mxkernels.prepack_mxfp4_weight(strided_q, w_s.view(torch.uint8)), packed)
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_opcheck_w4a4_prepack(contiguous):
+    a_q, a_s = activations((20,), 128, 7)
+    if not contiguous:
+        a_q = a_q.t().contiguous().t()
+    w_q, w_s = weights(40, 128, 8)
+    packed = mxkernels.prepack_mxfp4_weight(w_q, w_s)
+    opcheck(ops.mxfp4_gemm.default, (a_q, a_s, w_q, w_s, torch.randn(40), torch.float32))
+    opcheck(ops.mxfp4_gemm.default, (a_q.view(F4), a_s.view(E8), packed, None, None, torch.bfloat16))
+    opcheck(ops.prepack_mxfp4_weight.default, (w_q, w_s))
+    opcheck(ops.prepack_mxfp4_weight.default, (w_q.view(U8).t().contiguous().t(), w_s))
+    x = torch.randn(20, 128) if contiguous else torch.randn(128, 20).t()
+    opcheck(ops.mxfp4_gemm_w4a16.default, (x, packed, None, torch.randn(40)))
+
+
+def test_torch_compile_w4a4_and_prepacked_no_recompile():
+    torch._dynamo.reset()
+    from torch._dynamo.utils import counters
+    w_q, w_s = weights(64, 128, 5)
+    packed = mxkernels.prepack_mxfp4_weight(w_q, w_s)
+
+    def layer(x):
+        xq, xs = mxkernels.quantize_mxfp4(x)
+        return mxkernels.mxfp4_gemm(xq, xs, w_q, w_s) + mxkernels.mxfp4_gemm_w4a16(x, packed, None)
+
+    compiled = torch.compile(layer, dynamic=True, fullgraph=True)
+    counters.clear()
+    for m in (3, 64, 257):
+        x = torch.randn(m, 128, dtype=torch.bfloat16)
+        assert torch.equal(compiled(x), layer(x))
+    assert counters["stats"]["unique_graphs"] == 1

@@ -110,37 +110,114 @@ DequantizeMxfp4Plan check_dequantize_mxfp4(const at::Tensor& q, const at::Tensor
   return plan;
 }
 
-Mxfp4GemmPlan check_mxfp4_gemm_w4a16(const at::Tensor& x, const at::Tensor& w_q, const at::Tensor& w_scales,
+namespace {
+
+// The weight of either GEMM: plain w_q [N, K/2] with w_scales [N, K/32], or a prepacked blob [N, K/32, 17] (from
+// prepack_mxfp4_weight, scales inside) with w_scales None. Returns N and sets *prepacked.
+c10::SymInt check_mxfp4_weight(const char* op, const c10::SymInt& k, const at::Tensor& w_q,
+                               const std::optional<at::Tensor>& w_scales, bool* prepacked) {
+  TORCH_CHECK(w_q.dim() == 2 || w_q.dim() == 3, op,
+              ": w_q must be 2-D [N, K/2] (codes) or 3-D [N, K/32, 17] (from prepack_mxfp4_weight), got shape ",
+              sizes_string(w_q.sym_sizes()));
+  const c10::SymInt n = w_q.sym_size(0);
+  *prepacked = w_q.dim() == 3;
+  if (*prepacked) {
+    TORCH_CHECK(w_q.scalar_type() == at::kByte, op, ": a prepacked w_q must be uint8, got ", w_q.scalar_type());
+    TORCH_SYM_CHECK(w_q.sym_size(2).sym_eq(17), op, ": a 3-D w_q must be prepacked [N, K/32, 17], got shape ",
+                    sizes_string(w_q.sym_sizes()));
+    TORCH_SYM_CHECK(w_q.sym_size(1).sym_eq(k / core::kMxfp4BlockSize), op, ": prepacked w_q of shape ",
+                    sizes_string(w_q.sym_sizes()), " holds K = ", sym_str(w_q.sym_size(1) * core::kMxfp4BlockSize),
+                    ", but the activations have K = ", sym_str(k));
+    TORCH_SYM_CHECK(w_q.sym_is_contiguous(), op, ": prepacked w_q must be contiguous, got strides ",
+                    sizes_string(w_q.sym_strides()));
+    TORCH_CHECK(!w_scales.has_value(), op,
+                ": w_scales must be None with a prepacked w_q (its scales are inside), got a tensor of shape ",
+                sizes_string(w_scales->sym_sizes()));
+    return n;
+  }
+  check_codes_dtype(op, "w_q", w_q);
+  TORCH_SYM_CHECK(w_q.sym_size(1).sym_eq(k / 2), op, ": w_q must be [N, K/2] = [", sym_str(n), ", ", sym_str(k / 2),
+                  "] for K = ", sym_str(k), ", got shape ", sizes_string(w_q.sym_sizes()));
+  TORCH_CHECK(w_scales.has_value(), op, ": w_scales [N, K/32] is required with a plain w_q (None only with a prepacked one)");
+  check_scales_dtype(op, "w_scales", *w_scales);
+  check_sizes_equal(op, "w_scales", *w_scales, {n, k / core::kMxfp4BlockSize});
+  check_last_dim_contiguous(op, "w_q", w_q);
+  check_last_dim_contiguous(op, "w_scales", *w_scales);
+  return n;
+}
+
+void check_bias(const char* op, const std::optional<at::Tensor>& bias, const c10::SymInt& n) {
+  if (!bias.has_value()) return;
+  TORCH_CHECK(dtype_in(bias->scalar_type(), kFloatDtypes), op, ": bias must be ", dtype_list(kFloatDtypes), ", got ",
+              bias->scalar_type());
+  check_sizes_equal(op, "bias", *bias, {n});
+}
+
+void check_devices(const char* op, std::initializer_list<std::pair<const char*, const at::Tensor*>> tensors,
+                   const std::optional<at::Tensor>& w_scales, const std::optional<at::Tensor>& bias) {
+  check_same_device(op, tensors);
+  const auto& first = *tensors.begin();
+  if (w_scales.has_value()) check_same_device(op, {first, {"w_scales", &*w_scales}});
+  if (bias.has_value()) check_same_device(op, {first, {"bias", &*bias}});
+}
+
+c10::SymInt check_k(const char* op, const char* what, const c10::SymInt& k) {
+  TORCH_SYM_CHECK(k.sym_gt(0) & (k % core::kMxfp4BlockSize).sym_eq(0), op, ": ", what,
+                  " (K) must be a positive multiple of 32, got ", sym_str(k));
+  return k;
+}
+
+}  // namespace
+
+Mxfp4GemmPlan check_mxfp4_gemm_w4a16(const at::Tensor& x, const at::Tensor& w_q, const std::optional<at::Tensor>& w_scales,
                                      const std::optional<at::Tensor>& bias) {
   constexpr const char* op = "mxkernels.mxfp4_gemm_w4a16";
-  check_same_device(op, {{"x", &x}, {"w_q", &w_q}, {"w_scales", &w_scales}});
-  if (bias.has_value()) check_same_device(op, {{"x", &x}, {"bias", &*bias}});
+  check_devices(op, {{"x", &x}, {"w_q", &w_q}}, w_scales, bias);
   TORCH_CHECK(dtype_in(x.scalar_type(), kFloatDtypes), op, ": x must be ", dtype_list(kFloatDtypes), ", got ",
               x.scalar_type());
   TORCH_CHECK(x.dim() >= 1, op, ": x must have at least one dimension, got a 0-d tensor");
-  const c10::SymInt k = x.sym_size(-1);
-  TORCH_SYM_CHECK(k.sym_gt(0) & (k % core::kMxfp4BlockSize).sym_eq(0), op,
-                  ": x.size(-1) (K) must be a positive multiple of 32, got ", sym_str(k));
-  check_codes_dtype(op, "w_q", w_q);
-  check_scales_dtype(op, "w_scales", w_scales);
-  TORCH_CHECK(w_q.dim() == 2, op, ": w_q must be 2-D [N, K/2], got shape ", sizes_string(w_q.sym_sizes()));
-  const c10::SymInt n = w_q.sym_size(0);
-  TORCH_SYM_CHECK(w_q.sym_size(1).sym_eq(k / 2), op, ": w_q must be [N, K/2] = [", sym_str(n), ", ", sym_str(k / 2),
-                  "] for K = ", sym_str(k), ", got shape ", sizes_string(w_q.sym_sizes()));
-  check_sizes_equal(op, "w_scales", w_scales, {n, k / core::kMxfp4BlockSize});
-  check_last_dim_contiguous(op, "w_q", w_q);
-  check_last_dim_contiguous(op, "w_scales", w_scales);
-  if (bias.has_value()) {
-    TORCH_CHECK(dtype_in(bias->scalar_type(), kFloatDtypes), op, ": bias must be ", dtype_list(kFloatDtypes), ", got ",
-                bias->scalar_type());
-    check_sizes_equal(op, "bias", *bias, {n});
-  }
+  const c10::SymInt k = check_k(op, "x.size(-1)", x.sym_size(-1));
   Mxfp4GemmPlan plan{};
+  const c10::SymInt n = check_mxfp4_weight(op, k, w_q, w_scales, &plan.w_prepacked);
+  check_bias(op, bias, n);
   c10::SymIntArrayRef sizes = x.sym_sizes();
   plan.out_sizes.assign(sizes.begin(), sizes.end());
   plan.out_sizes.back() = n;
   plan.out_dtype = x.scalar_type();
   return plan;
+}
+
+Mxfp4GemmPlan check_mxfp4_gemm(const at::Tensor& a_q, const at::Tensor& a_scales, const at::Tensor& w_q,
+                               const std::optional<at::Tensor>& w_scales, const std::optional<at::Tensor>& bias,
+                               at::ScalarType out_dtype) {
+  constexpr const char* op = "mxkernels.mxfp4_gemm";
+  check_devices(op, {{"a_q", &a_q}, {"a_scales", &a_scales}, {"w_q", &w_q}}, w_scales, bias);
+  check_codes_dtype(op, "a_q", a_q);
+  check_scales_dtype(op, "a_scales", a_scales);
+  TORCH_CHECK(a_q.dim() >= 1, op, ": a_q must have at least one dimension [..., K/2], got a 0-d tensor");
+  const c10::SymInt k = check_k(op, "2 * a_q.size(-1)", a_q.sym_size(-1) * 2);
+  std::vector<c10::SymInt> scale_sizes(a_q.sym_sizes().begin(), a_q.sym_sizes().end());
+  scale_sizes.back() = k / core::kMxfp4BlockSize;
+  check_sizes_equal(op, "a_scales", a_scales, scale_sizes);
+  TORCH_CHECK(dtype_in(out_dtype, kFloatDtypes), op, ": out_dtype must be ", dtype_list(kFloatDtypes), ", got ", out_dtype);
+  Mxfp4GemmPlan plan{};
+  const c10::SymInt n = check_mxfp4_weight(op, k, w_q, w_scales, &plan.w_prepacked);
+  check_bias(op, bias, n);
+  plan.out_sizes = std::move(scale_sizes);
+  plan.out_sizes.back() = n;
+  plan.out_dtype = out_dtype;
+  return plan;
+}
+
+std::vector<c10::SymInt> check_prepack_mxfp4_weight(const at::Tensor& w_q, const at::Tensor& w_scales) {
+  constexpr const char* op = "mxkernels.prepack_mxfp4_weight";
+  check_same_device(op, {{"w_q", &w_q}, {"w_scales", &w_scales}});
+  check_codes_dtype(op, "w_q", w_q);
+  check_scales_dtype(op, "w_scales", w_scales);
+  TORCH_CHECK(w_q.dim() == 2, op, ": w_q must be 2-D [N, K/2], got shape ", sizes_string(w_q.sym_sizes()));
+  const c10::SymInt k = check_k(op, "2 * w_q.size(1)", w_q.sym_size(1) * 2);
+  check_sizes_equal(op, "w_scales", w_scales, {w_q.sym_size(0), k / core::kMxfp4BlockSize});
+  return {w_q.sym_size(0), k / core::kMxfp4BlockSize, c10::SymInt(17)};
 }
 
 at::Tensor empty_mxfp4_gemm_output(const at::Tensor& x, const Mxfp4GemmPlan& plan) {
