@@ -1,6 +1,7 @@
-"""MXFP4 W4A16 GEMM at N=5760, K=2880 (a gpt-oss-sized linear layer) for several M, in one process, on 2 threads:
-mxkernels.mxfp4_gemm_w4a16 against bf16 torch.nn.functional.linear and the pure-PyTorch path (dequantize, then
-linear), with ratios and the fractions of this machine's measured read bandwidth and peaks (bench/machine.py).
+"""MXFP4 GEMMs at N=5760, K=2880 (a gpt-oss-sized linear layer) for several M, in one process, on 2 threads:
+mxkernels.mxfp4_gemm_w4a16 (plain and prepacked weights) and mxfp4_gemm (W4A4) against bf16
+torch.nn.functional.linear and the pure-PyTorch path (dequantize, then linear), with ratios and the fractions of this
+machine's measured read bandwidth and peaks (bench/machine.py).
 Weights rotate over enough copies to exceed the last-level cache, so decode sizes read them from memory.
 
     python bench/bench_mxfp4_gemm.py [--threads 2] [--ms 1,8,32,128,512] [--build-dir build] [--no-peaks]
@@ -43,12 +44,23 @@ def main():
     print(f"N={n} K={k}, {args.threads} threads, CPU level {mxkernels.cpu_isa()}, torch {torch.__version__}; "
           f"measured: read {peaks['read_gbs']:.1f} GB/s, fp32 FMA peak {peaks['fp32_gflops']:.0f} GFLOP/s, "
           f"bf16 dot peak {bf16_peak:.0f} GFLOP/s; {copies} weight copies of {wbytes / 2**20:.1f} MiB")
-    print(f"{'M':>4} {'op':44s} {'ms':>9} {'GFLOP/s':>8} {'weight GB/s':>11} {'%fp32 pk':>8} {'%bf16 pk':>8} {'%read bw':>8}")
+    int8_peak = peaks["int8_gops"] or nan
+    print(f"{'M':>4} {'op':46s} {'ms':>9} {'GFLOP/s':>8} {'weight GB/s':>11} {'%fp32 pk':>8} {'%bf16 pk':>8} "
+          f"{'%int8 pk':>8} {'%read bw':>8}")
+    packed = [mxkernels.prepack_mxfp4_weight(*wi) for wi in w]
     for m in [int(v) for v in args.ms.split(",")]:
         x = torch.randn(m, k, dtype=torch.bfloat16)
+        xq, xs = mxkernels.quantize_mxfp4(x)
         rows = [
-            ("mxkernels.mxfp4_gemm_w4a16 (bf16 x)",
+            ("W4A16 mxfp4_gemm_w4a16 (bf16 x)",
              median_seconds(Rotating(lambda i: mxkernels.mxfp4_gemm_w4a16(x, *w[i]), copies)), wbytes),
+            ("W4A16, prepacked weights",
+             median_seconds(Rotating(lambda i: mxkernels.mxfp4_gemm_w4a16(x, packed[i], None), copies)), wbytes),
+            ("W4A4 mxfp4_gemm, prepacked (x quantized)",
+             median_seconds(Rotating(lambda i: mxkernels.mxfp4_gemm(xq, xs, packed[i], None), copies)), wbytes),
+            ("W4A4 incl. quantize_mxfp4(x) (cpu_w4a4)",
+             median_seconds(Rotating(lambda i: mxkernels.mxfp4_gemm(*mxkernels.quantize_mxfp4(x), packed[i], None),
+                                     copies)), wbytes),
             ("torch.nn.functional.linear, bf16 weights",
              median_seconds(Rotating(lambda i: torch.nn.functional.linear(x, w_bf16[i]), len(w_bf16))), n * k * 2),
             ("pure PyTorch: dequantize_mxfp4 + linear",
@@ -57,13 +69,14 @@ def main():
         ]
         flops = 2 * m * n * k
         for name, sec, nbytes in rows:
-            print(f"{m:4d} {name:44s} {sec * 1e3:9.3f} {flops / sec / 1e9:8.1f} {nbytes / sec / 1e9:11.1f} "
-                  f"{100 * flops / sec / 1e9 / peaks['fp32_gflops']:8.1f} {100 * flops / sec / 1e9 / bf16_peak:8.1f} "
+            rate = flops / sec / 1e9
+            print(f"{m:4d} {name:46s} {sec * 1e3:9.3f} {rate:8.1f} {nbytes / sec / 1e9:11.1f} "
+                  f"{100 * rate / peaks['fp32_gflops']:8.1f} {100 * rate / bf16_peak:8.1f} {100 * rate / int8_peak:8.1f} "
                   f"{100 * nbytes / sec / 1e9 / peaks['read_gbs']:8.1f}")
         t = {name: sec for name, sec, _ in rows}
-        ours = t["mxkernels.mxfp4_gemm_w4a16 (bf16 x)"]
-        print(f"     speed-up: over bf16 linear {t['torch.nn.functional.linear, bf16 weights'] / ours:.2f}x, over the "
-              f"pure-PyTorch path {t['pure PyTorch: dequantize_mxfp4 + linear'] / ours:.1f}x")
+        bf16_linear, pure = t["torch.nn.functional.linear, bf16 weights"], t["pure PyTorch: dequantize_mxfp4 + linear"]
+        for name in ("W4A16 mxfp4_gemm_w4a16 (bf16 x)", "W4A16, prepacked weights", "W4A4 mxfp4_gemm, prepacked (x quantized)"):
+            print(f"     {name}: {bf16_linear / t[name]:.2f}x bf16 linear, {pure / t[name]:.1f}x the pure-PyTorch path")
 
 
 if __name__ == "__main__":

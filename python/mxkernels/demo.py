@@ -1,6 +1,6 @@
 """mxkernels demo on built-in synthetic data: MXFP4-quantize a gpt-oss-sized bfloat16 weight in every scale mode,
 report the error against the original and the speed, run the ops inside torch.compile, then run an FP8 linear
-layer against bf16.
+layer and an MXFP4 linear layer (every backend) against bf16.
 
     python -m mxkernels.demo [--rows 4096] [--cols 2880] [--threads 2]
 """
@@ -97,6 +97,33 @@ def fp8_section(threads: int) -> None:
     print("   (speed-up: bf16 over prepacked fp8; one weight reused here, bench/bench_fp8_gemm.py rotates weights through memory)")
 
 
+def mxfp4_linear_section() -> None:
+    n, k = 5760, 2880
+    print(f"\n4. MXFP4 linear layer (mxkernels.nn.MXFP4Linear), N={n} K={k}, from a synthetic bf16 nn.Linear, per backend")
+    lin = torch.nn.Linear(k, n, bias=True, dtype=torch.bfloat16)
+    with torch.no_grad():
+        lin.weight.copy_(synthetic_weight(n, k))
+    layers = {
+        "cpu_w4a16": mxkernels.nn.MXFP4Linear.from_float(lin),
+        "cpu_w4a4": mxkernels.nn.MXFP4Linear.from_float(lin, quantize_activations=True),
+        "reference": mxkernels.nn.MXFP4Linear.from_float(lin, backend="reference"),
+    }
+    print(f"   default backend: {layers['cpu_w4a16'].backend_name}; {layers['cpu_w4a16']}")
+    print(f"   {'M':>4} {'backend':10s} {'rel. RMS err vs bf16':>21} {'ms':>8} {'bf16 ms':>8} {'speed-up':>8}")
+    for m in (1, 32, 512):
+        x = torch.randn(m, k, generator=torch.Generator().manual_seed(m)).to(torch.bfloat16)
+        with torch.no_grad():
+            ref = lin(x).float()
+            bf16_sec = median_seconds(lambda: lin(x))
+            for name, layer in layers.items():
+                y = layer(x).float()
+                rel = ((y - ref).pow(2).mean() / ref.pow(2).mean()).sqrt().item()
+                sec = median_seconds(lambda: layer(x), repeats=3 if name == "reference" else 10)
+                print(f"   {m:4d} {name:10s} {rel:21.4f} {sec * 1e3:8.3f} {bf16_sec * 1e3:8.3f} {bf16_sec / sec:7.2f}x")
+    print("   (speed-up: bf16 ms over ms; one weight reused, so it sits in cache; bench/bench_mxfp4_gemm.py rotates weights "
+          "through memory)")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=4096)
@@ -110,6 +137,7 @@ def main():
     quantize_section(synthetic_weight(args.rows, args.cols))
     compile_section(args.cols)
     fp8_section(args.threads)
+    mxfp4_linear_section()
 
 
 if __name__ == "__main__":
