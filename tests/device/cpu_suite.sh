@@ -28,3 +28,8 @@ for isa in amx avx512_bf16; do
       --llc-mib 64 2>&1 | grep -v "^W1" | tee "$OUT/bench_fp8_${isa}_${t}threads.log"
   done
 done
+# MXFP4 GEMMs (W4A16 plain and prepacked, W4A4) on amx and avx512_bf16, 2 threads.
+for isa in amx avx512_bf16; do
+  MXKERNELS_CPU_ISA=$isa python3 bench/bench_mxfp4_gemm.py --threads 2 --no-peaks --llc-mib 64 2>&1 | grep -v "^W1" \
+    | tee "$OUT/bench_mxfp4_${isa}.log"
+done

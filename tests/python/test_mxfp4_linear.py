@@ -34,6 +34,7 @@ def gpt_oss_tensors(layer):
 
 
 def test_every_checkpoint_layout_gives_the_same_layer(tmp_path):
+    pytest.importorskip("safetensors")  # ./run installs it; the device machine may not have it
     layer = MXFP4Linear.from_float(dense())
     x = torch.randn(7, 128, dtype=torch.bfloat16)
     want = layer(x)
