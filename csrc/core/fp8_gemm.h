@@ -63,6 +63,13 @@ inline int64_t mxfp4_prepacked_code_offset(int64_t n, int64_t k, int64_t j, int6
 }
 inline int64_t mxfp4_prepacked_scale_offset(int64_t n, int64_t k) { return n * (k / 32) * 16; }
 
+// The 16 code bytes of E2M1 block `block` (K values [32 block, 32 block + 32)) of column j, in plain codes [n][k / 2]
+// (row stride ld) or the prepacked layout.
+inline const uint8_t* mxfp4_block_codes(const uint8_t* codes, int64_t ld, bool prepacked, int64_t n, int64_t k, int64_t j,
+                                        int64_t block) {
+  return prepacked ? codes + mxfp4_prepacked_code_offset(n, k, j, block) : codes + j * ld + block * 16;
+}
+
 struct Fp8GemmProblem {
   int64_t m = 0, n = 0, k = 0;
   const float* a = nullptr;  // [m, k], row stride lda
@@ -92,9 +99,8 @@ inline uint8_t e4m3_of_e2m1(uint8_t code) {
   return uint8_t(((0x4C4844403C383000ull >> (8 * (code & 7))) & 0xFF) | ((code & 8) << 4));
 }
 
-// The 16 code bytes of E2M1 block `block` (K values [32 block, 32 block + 32)) of column j.
 inline const uint8_t* e2m1_block_codes(const Fp8GemmProblem& p, int64_t j, int64_t block) {
-  return p.b_prepacked ? p.b + mxfp4_prepacked_code_offset(p.n, p.k, j, block) : p.b + j * p.ldb + block * 16;
+  return mxfp4_block_codes(p.b, p.ldb, p.b_prepacked, p.n, p.k, j, block);
 }
 
 // The E4M3 byte of weight (j, kk), whatever the storage.

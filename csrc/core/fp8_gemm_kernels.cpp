@@ -22,6 +22,8 @@
 namespace mxkernels::core::MXK_ISA_NS {
 namespace {
 
+#include "isa_local.h"
+
 // E4M3 magnitude bits placed in an fp32's exponent and mantissa, times 2^120, give the value (subnormals too,
 // with the default floating-point environment); 0x7F / 0xFF are NaN.
 constexpr float kE4m3Rebias = 1.329227995784916e+36f;  // 2^120
@@ -205,15 +207,10 @@ inline void cvt32_e4m3_div256(const uint8_t* p, Vec out[kCvtVecs], NanTrack& nan
   cvt32_e4m3_div256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), out, nan);
 }
 
-// 16 bytes of E2M1 codes (32 values, element 2i in the low nibble) as 32 E4M3 bytes in K order.
+// 16 bytes of E2M1 codes as 32 E4M3 bytes in K order.
 inline __m256i e2m1x32_as_e4m3(const uint8_t* p) {
-  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m128i lut = _mm_setr_epi8(0x00, 0x30, 0x38, 0x3C, 0x40, 0x44, 0x48, 0x4C, char(0x80), char(0xB0), char(0xB8),
-                                    char(0xBC), char(0xC0), char(0xC4), char(0xC8), char(0xCC));
-  const __m128i nibble = _mm_set1_epi8(0x0F);
-  const __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(x, nibble));
-  const __m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(x, 4), nibble));
-  return _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+  return e2m1x32_lookup(p, _mm_setr_epi8(0x00, 0x30, 0x38, 0x3C, 0x40, 0x44, 0x48, 0x4C, char(0x80), char(0xB0),
+                                         char(0xB8), char(0xBC), char(0xC0), char(0xC4), char(0xC8), char(0xCC)));
 }
 
 inline void store_e2m1x32_as_e4m3(const uint8_t* src, uint8_t* dst) {
@@ -252,18 +249,6 @@ inline void prefetch(const uint8_t* p) {
   __builtin_prefetch(p);
 #endif
 }
-
-// A float buffer with internal linkage: a std::vector here would instantiate weak symbols that the linker
-// could pick for code of another CPU level (tests/CMakeLists.txt checks for them).
-struct FloatBuffer {
-  explicit FloatBuffer(size_t n) : data(static_cast<float*>(std::malloc(n * sizeof(float) + 64))) {
-    if (data == nullptr) throw std::bad_alloc();
-  }
-  ~FloatBuffer() { std::free(data); }
-  FloatBuffer(const FloatBuffer&) = delete;
-  FloatBuffer& operator=(const FloatBuffer&) = delete;
-  float* data;
-};
 
 // --- skinny path ------------------------------------------------------------------------------------------
 
@@ -870,7 +855,7 @@ inline __m512 pair_scales(const float* s, int64_t t) {
 // Columns [j, j + C) (within one prepacked group, or plain) and the next C columns to prefetch.
 template <int C>
 struct ColumnCodes {
-  ColumnCodes(const Fp8GemmProblem& p, int64_t j, int64_t n_end) : p(p), j(j), full_pairs(p.k / 64) {
+  ColumnCodes(const Fp8GemmProblem& p, int64_t j) : p(p), j(j), full_pairs(p.k / 64) {
     for (int c = 0; c < C; ++c) first[c] = e2m1_block_codes(p, j + c, 0);
     const int64_t group = j / kMxfp4GroupColumns * kMxfp4GroupColumns;
     step = p.b_prepacked ? std::min<int64_t>(kMxfp4GroupColumns, p.n - group) * 32 : 32;
@@ -906,7 +891,7 @@ void mxfp4_decode_columns(const Fp8GemmProblem& p, const float* a_split, int64_t
                           float out[M][C]) {
   const int64_t blocks = p.k / 32, pairs = (blocks + 1) / 2, padded = 2 * pairs;
   for (int c = 0; c < C; ++c) column_scales(p, j + c, scale_buf + c * padded);
-  const ColumnCodes<C> codes(p, j, n_end);
+  const ColumnCodes<C> codes(p, j);
   const __m512 table = e2m1_value_table();
   __m512 total[M][C];
   for (int r = 0; r < M; ++r) {
@@ -955,7 +940,7 @@ void mxfp4_decode_columns_bf16(const Fp8GemmProblem& p, const uint32_t* a_pairs,
                                float* scale_buf, float out[M][C]) {
   const int64_t blocks = p.k / 32, pairs = (blocks + 1) / 2, padded = 2 * pairs;
   for (int c = 0; c < C; ++c) column_scales(p, j + c, scale_buf + c * padded);
-  const ColumnCodes<C> codes(p, j, n_end);
+  const ColumnCodes<C> codes(p, j);
   const __m512i table = e2m1_bf16_table();
   __m512 total[M][C];
   for (int r = 0; r < M; ++r) {

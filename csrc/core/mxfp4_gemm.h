@@ -31,8 +31,8 @@ struct Mxfp4GemmProblem {
 };
 
 // The 16 code bytes of block `block` of weight column j.
-inline const uint8_t* mxfp4_weight_block(const Mxfp4GemmProblem& p, int64_t j, int64_t block) {
-  return p.b_prepacked ? p.b + mxfp4_prepacked_code_offset(p.n, p.k, j, block) : p.b + j * p.ldb + block * 16;
+inline const uint8_t* mxfp4_block_codes(const Mxfp4GemmProblem& p, int64_t j, int64_t block) {
+  return mxfp4_block_codes(p.b, p.ldb, p.b_prepacked, p.n, p.k, j, block);
 }
 
 // Twice the E2M1 value of code 0..15, as an integer.

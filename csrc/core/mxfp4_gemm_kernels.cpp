@@ -11,39 +11,19 @@
 #include "kernel_tables.h"
 #include "mxfp4_gemm.h"
 
-#if defined(__AVX512F__)
+#if defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
 namespace mxkernels::core::MXK_ISA_NS {
 namespace {
 
+#include "isa_local.h"
+
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 
 constexpr int kNr = 32;  // columns per panel: two vectors of 16 int32 lanes
 constexpr int kMr = 4;   // rows per microkernel step
-
-// Internal-linkage buffer (a std::vector would instantiate weak symbols shared between the per-level objects).
-struct Buffer {
-  explicit Buffer(size_t bytes) : data(std::malloc(bytes + 64)) {
-    if (data == nullptr) throw std::bad_alloc();
-  }
-  ~Buffer() { std::free(data); }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  template <typename T>
-  T* as() const { return static_cast<T*>(data); }
-  void* data;
-};
-
-// 16 code bytes (32 values, element 2i in the low nibble) through a 16-entry byte table, as 32 bytes in K order.
-inline __m256i lookup_codes(const uint8_t* codes, __m128i table) {
-  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes));
-  const __m128i nibble = _mm_set1_epi8(0x0F);
-  const __m128i lo = _mm_shuffle_epi8(table, _mm_and_si128(x, nibble));
-  const __m128i hi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(x, 4), nibble));
-  return _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
-}
 
 // E8M0 byte as the float exponent it contributes (NaN for 0xFF).
 inline float scale_exponent(uint8_t e, float offset) {
@@ -60,7 +40,7 @@ void pack_weights(const Mxfp4GemmProblem& p, int64_t j0, int cols, int8_t* panel
   for (int c = 0; c < kNr; ++c) {
     for (int64_t b = 0; b < blocks; ++b) {
       alignas(32) uint32_t quad[8] = {};
-      if (c < cols) _mm256_store_si256(reinterpret_cast<__m256i*>(quad), lookup_codes(mxfp4_weight_block(p, j0 + c, b), twice));
+      if (c < cols) _mm256_store_si256(reinterpret_cast<__m256i*>(quad), e2m1x32_lookup(mxfp4_block_codes(p, j0 + c, b), twice));
       for (int q = 0; q < 8; ++q) dwords[(b * 8 + q) * kNr + c] = quad[q];
       w_exp[b * kNr + c] = c < cols ? scale_exponent(p.b_scale[(j0 + c) * p.ldb_scale + b], -256.0f) : 0.0f;
     }
@@ -121,28 +101,31 @@ void gemm(const Mxfp4GemmProblem& p, int64_t n_begin, int64_t n_end) {
   if (p.m == 0 || n_begin >= n_end) return;
   const int64_t blocks = p.k / 32;
   // The activations once per call: 2a + 12 as bytes [m][k], scale exponents [m][blocks].
-  Buffer a_u_buf(size_t(p.m * p.k)), a_exp_buf(size_t(p.m * blocks) * sizeof(float));
-  uint8_t* a_u = a_u_buf.as<uint8_t>();
-  float* a_exp = a_exp_buf.as<float>();
+  FloatBuffer a_u_buf(size_t(p.m * p.k) / 4 + 1), a_exp_buf(size_t(p.m * blocks));
+  auto* a_u = reinterpret_cast<uint8_t*>(a_u_buf.data);
+  float* a_exp = a_exp_buf.data;
   const __m128i shifted = _mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
   for (int64_t i = 0; i < p.m; ++i) {
     for (int64_t b = 0; b < blocks; ++b) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(a_u + i * p.k + b * 32), lookup_codes(p.a + i * p.lda + b * 16, shifted));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(a_u + i * p.k + b * 32), e2m1x32_lookup(p.a + i * p.lda + b * 16, shifted));
       a_exp[i * blocks + b] = scale_exponent(p.a_scale[i * p.lda_scale + b], 0.0f);
     }
   }
-  Buffer panel(size_t(p.k) * kNr), start(size_t(blocks * kNr) * sizeof(int32_t)), w_exp(size_t(blocks * kNr) * sizeof(float));
+  FloatBuffer panel_buf(size_t(p.k) * kNr / 4), start_buf(size_t(blocks * kNr)), w_exp_buf(size_t(blocks * kNr));
+  auto* panel = reinterpret_cast<int8_t*>(panel_buf.data);
+  auto* start = reinterpret_cast<int32_t*>(start_buf.data);
+  float* w_exp = w_exp_buf.data;
   for (int64_t j0 = n_begin; j0 < n_end; j0 += kNr) {
     const int cols = int(std::min<int64_t>(kNr, n_end - j0));
-    pack_weights(p, j0, cols, panel.as<int8_t>(), start.as<int32_t>(), w_exp.as<float>());
+    pack_weights(p, j0, cols, panel, start, w_exp);
     int64_t i = 0;
     for (; i + kMr <= p.m; i += kMr) {
-      micro_kernel<kMr>(p, a_u, a_exp, panel.as<int8_t>(), start.as<int32_t>(), w_exp.as<float>(), i, j0, cols);
+      micro_kernel<kMr>(p, a_u, a_exp, panel, start, w_exp, i, j0, cols);
     }
     switch (p.m - i) {
-      case 1: micro_kernel<1>(p, a_u, a_exp, panel.as<int8_t>(), start.as<int32_t>(), w_exp.as<float>(), i, j0, cols); break;
-      case 2: micro_kernel<2>(p, a_u, a_exp, panel.as<int8_t>(), start.as<int32_t>(), w_exp.as<float>(), i, j0, cols); break;
-      case 3: micro_kernel<3>(p, a_u, a_exp, panel.as<int8_t>(), start.as<int32_t>(), w_exp.as<float>(), i, j0, cols); break;
+      case 1: micro_kernel<1>(p, a_u, a_exp, panel, start, w_exp, i, j0, cols); break;
+      case 2: micro_kernel<2>(p, a_u, a_exp, panel, start, w_exp, i, j0, cols); break;
+      case 3: micro_kernel<3>(p, a_u, a_exp, panel, start, w_exp, i, j0, cols); break;
       default: break;
     }
   }

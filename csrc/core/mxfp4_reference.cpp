@@ -178,7 +178,7 @@ void mxfp4_gemm(const Mxfp4GemmProblem& p, int64_t n_begin, int64_t n_end) {
       float total = 0.0f;
       for (int64_t b = 0; b < p.k / 32; ++b) {
         const uint8_t* a = p.a + i * p.lda + b * 16;
-        const uint8_t* w = mxfp4_weight_block(p, j, b);
+        const uint8_t* w = mxfp4_block_codes(p, j, b);
         int32_t sum = 0;
         for (int t = 0; t < 16; ++t) {
           sum += e2m1_times2(a[t] & 0xF) * e2m1_times2(w[t] & 0xF) + e2m1_times2(a[t] >> 4) * e2m1_times2(w[t] >> 4);

@@ -228,9 +228,6 @@ class MXFP4Linear(torch.nn.Module):
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
                 f"quantize_activations={self.quantize_activations}, backend={self.backend_name}")
 
-    def dequantized_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        return ops.dequantize_mxfp4(self.weight_packed, self.weight_scale, dtype)
-
 
 def save_compressed_tensors(path: str, layers: Dict[str, MXFP4Linear]) -> None:
     """Writes layers to a safetensors file under ``{prefix}.weight_packed`` / ``.weight_scale`` / ``.bias``."""
