@@ -12,16 +12,18 @@ namespace mxkernels::core {
 
 // Where the scale of (row or column i, K-segment kb) lives: scale[(i / block) * ld + kb * k_stride].
 // Per tensor: ld = 0, k_stride = 0. Per row / channel: ld = 1, k_stride = 0, block = 1. Per 128-group of
-// K: k_stride = 1. Blocks of 128 columns: block = 128.
+// K: k_stride = 1. Blocks of 128 columns: block = 128. A scale that spans several K-segments (128-wide scale blocks
+// summed over 32- or 64-value segments when K is no multiple of 128): k_div segments per scale.
 struct Fp8ScaleIndex {
   const float* scale = nullptr;
   int64_t ld = 0;
   int64_t k_stride = 0;
   int64_t block = 1;
+  int64_t k_div = 1;
   // When set, the scales are E8M0 bytes (2^(e - 127); 0xFF is NaN) at the same indices, and scale is unused.
   const uint8_t* e8m0 = nullptr;
   float at(int64_t i, int64_t kb) const {
-    const int64_t idx = (i / block) * ld + kb * k_stride;
+    const int64_t idx = (i / block) * ld + (kb / k_div) * k_stride;
     return e8m0 != nullptr ? e8m0_value(e8m0[idx]) : scale[idx];
   }
   static float e8m0_value(uint8_t e) {

@@ -1018,7 +1018,7 @@ void mxfp4_decode(const Fp8GemmProblem& p, int64_t n_begin, int64_t n_end) {
 
 bool mxfp4_decode_fits(const Fp8GemmProblem& p) {
   return p.b_codes == WeightCodes::e2m1 && p.m >= 1 && p.m <= 4 && p.b_scale.e8m0 != nullptr && p.b_scale.k_stride == 1 &&
-         p.b_scale.block == 1 && p.a_scale.e8m0 == nullptr && p.a_scale.ld == 0 && p.a_scale.k_stride == 0 &&
+         p.b_scale.k_div == 1 && p.b_scale.block == 1 && p.a_scale.e8m0 == nullptr && p.a_scale.ld == 0 && p.a_scale.k_stride == 0 &&
          p.a_scale.scale != nullptr && *p.a_scale.scale == 1.0f && p.k_segment == 32;
 }
 #endif

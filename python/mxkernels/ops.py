@@ -176,3 +176,60 @@ def prepack_mxfp4_weight(w_q: torch.Tensor, w_scales: torch.Tensor) -> torch.Ten
         w_q: ``[N, K/2]`` float4_e2m1fn_x2 or uint8; w_scales: ``[N, K/32]`` float8_e8m0fnu or uint8.
     """
     return torch.ops.mxkernels.prepack_mxfp4_weight(w_q, w_scales)
+
+
+def fused_moe(
+    hidden: torch.Tensor,
+    w13: torch.Tensor,
+    w13_scales: Optional[torch.Tensor],
+    w2: torch.Tensor,
+    w2_scales: Optional[torch.Tensor],
+    topk_weights: torch.Tensor,
+    topk_ids: torch.Tensor,
+    *,
+    w13_bias: Optional[torch.Tensor] = None,
+    w2_bias: Optional[torch.Tensor] = None,
+    activation: str = "silu",
+    swiglu_alpha: float = 1.702,
+    swiglu_limit: float = 7.0,
+    expert_map: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Fused MoE experts: ``out[t] = sum_j topk_weights[t, j] * expert_{topk_ids[t, j]}(hidden[t])`` with
+    ``expert(x) = W2 · act(W13 · x + w13_bias) + w2_bias``, the weights decoded in registers.
+
+    Args:
+        hidden: float32, bfloat16 or float16 ``[T, H]``, H a multiple of 32.
+        w13, w13_scales, w2, w2_scales: the experts' weights; their dtype picks the format.
+            MXFP4: w13 ``[E, 2I, H/2]`` (float4_e2m1fn_x2 or uint8) with w13_scales ``[E, 2I, H/32]`` (float8_e8m0fnu
+            or uint8), w2 ``[E, H, I/2]`` with w2_scales ``[E, H, I/32]``; or each weight stacked from
+            :func:`prepack_mxfp4_weight` (uint8 ``[E, N, K/32, 17]``) with its scales None.
+            FP8: w13 ``[E, 2I, H]``, w2 ``[E, H, I]`` float8_e4m3fn with float32 128x128 block scales
+            ``[E, ceil(2I/128), ceil(H/128)]`` and ``[E, ceil(H/128), ceil(I/128)]``; the weights may be stacked from
+            :func:`prepack_fp8_weight` (``[E, N, K/2, 2]``). I is a multiple of 32.
+        topk_weights: float32 ``[T, k]``; topk_ids: int32 or int64 ``[T, k]``, global expert ids.
+        w13_bias, w2_bias: optional ``[E, 2I]`` and ``[E, H]``.
+        activation: ``"silu"`` (gate = rows [0, I) of W13, up = rows [I, 2I): ``silu(gate) * up``) or
+            ``"swiglu_oai"`` (gpt-oss: gate = even rows, up = odd rows; ``g = min(gate, limit)``,
+            ``u = clamp(up, -limit, limit)``, ``g * sigmoid(alpha * g) * (u + 1)``).
+        swiglu_alpha, swiglu_limit: the constants of ``swiglu_oai``.
+        expert_map: optional int32 ``[E_global]``: global expert id to local one, -1 where the expert is on another
+            process (those slots add nothing). Without it the ids are local, in ``[0, E)``.
+
+    Returns:
+        ``[T, H]`` in hidden's dtype. Sums are float32 (per 32-value block for MXFP4, per block of up to 128 for FP8);
+        with bfloat16 hidden the activations between the GEMMs are rounded to bfloat16, as the model computes them.
+        An expert id outside ``[0, E_global)`` or an expert_map entry outside ``[-1, E)`` is an error.
+    """
+    return torch.ops.mxkernels.fused_moe(
+        hidden, w13, w13_scales, w2, w2_scales, topk_weights, topk_ids, w13_bias=w13_bias, w2_bias=w2_bias,
+        activation=activation, swiglu_alpha=swiglu_alpha, swiglu_limit=swiglu_limit, expert_map=expert_map)
+
+
+def topk_softmax(router_logits: torch.Tensor, k: int, renormalize: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """MoE routing: the k largest of ``router_logits [T, E]`` (float32 / bfloat16 / float16) per token.
+
+    Returns ``(weights float32 [T, k], ids int32 [T, k])``: ids in descending logit order (ties to the lower index,
+    NaN first), weights the softmax over all E logits at those ids, or with ``renormalize`` the softmax over the k
+    selected logits (gpt-oss routing). Computed in float32.
+    """
+    return torch.ops.mxkernels.topk_softmax(router_logits, k, renormalize)

@@ -239,3 +239,88 @@ def prepack_mxfp4_weight(w_q: torch.Tensor, w_scales: torch.Tensor) -> torch.Ten
             parts.append(g[:, pairs * 32:].reshape(-1))
     parts.append(w_scales.view(torch.uint8).reshape(-1))
     return torch.cat(parts).reshape(n, blocks, 17)
+
+
+# --- Fused MoE ------------------------------------------------------------------------------------------
+
+def dequantize_fp8_blocks_float64(w: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """float8_e4m3fn ``[N, K]`` times its float32 128x128 block scales ``[ceil(N/128), ceil(K/128)]``, in float64."""
+    n, k = w.shape
+    return w.to(torch.float64) * _expand_weight_scale(scales, n, k)
+
+
+def quantize_fp8_blocks(w: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``[..., N, K]`` to float8_e4m3fn with one float32 scale per 128x128 block (``amax / 448``, 1 for an all-zero
+    block), the layout of block-scaled FP8 checkpoints: returns ``(q [..., N, K], scales [..., ceil(N/128),
+    ceil(K/128)])``. Values are divided by their block's scale and cast with saturation."""
+    *lead, n, k = w.shape
+    nb, kb = -(-n // 128), -(-k // 128)
+    padded = torch.zeros(*lead, nb * 128, kb * 128, dtype=torch.float32)
+    padded[..., :n, :k] = w.to(torch.float32)
+    blocks = padded.reshape(*lead, nb, 128, kb, 128)
+    amax = blocks.abs().amax(dim=(-3, -1))
+    scales = torch.where(amax > 0, amax / 448.0, torch.ones_like(amax))
+    q = fp8_cast(blocks / scales[..., :, None, :, None]).reshape(*lead, nb * 128, kb * 128)[..., :n, :k]
+    return q.contiguous(), scales
+
+
+def topk_softmax(router_logits: torch.Tensor, k: int, renormalize: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The reference of ``mxkernels.topk_softmax`` in float64: ids of the k largest logits (descending; ties to the
+    lower index, NaN first) as int32, weights = softmax over all experts at those ids, or over the selected ones with
+    renormalize. Returns ``(weights float64 [T, k], ids int32 [T, k])``."""
+    logits = router_logits.to(torch.float64)
+    nan = torch.isnan(logits)
+    # Two stable sorts: by value (descending, equal values in index order), then NaN in front.
+    order = torch.sort(logits.masked_fill(nan, float("-inf")), dim=-1, descending=True, stable=True).indices
+    order = order.gather(-1, torch.sort(nan.gather(-1, order).to(torch.int8), dim=-1, descending=True,
+                                        stable=True).indices)
+    ids = order[:, :k]
+    probs = torch.softmax(logits, dim=-1)
+    weights = probs.gather(-1, ids)
+    if renormalize:
+        weights = torch.softmax(logits.gather(-1, ids), dim=-1)
+    return weights, ids.to(torch.int32)
+
+
+def moe_expert_weight_float64(w: torch.Tensor, scales: torch.Tensor, expert: int) -> torch.Tensor:
+    """Expert ``expert`` of a stacked MXFP4 (codes + E8M0) or FP8 (float8_e4m3fn + 128x128 float32 blocks) weight, as
+    float64 ``[N, K]``."""
+    if w.dtype == torch.float8_e4m3fn:
+        return dequantize_fp8_blocks_float64(w[expert], scales[expert])
+    return dequantize_mxfp4_float64(w[expert], scales[expert])
+
+
+def moe_activation(gate_up: torch.Tensor, activation: str, alpha: float, limit: float) -> torch.Tensor:
+    """``[..., 2I] -> [..., I]``: ``silu`` (gate = first I, up = last I) or ``swiglu_oai`` (gpt-oss: gate = even
+    columns, up = odd ones, clamped at ``limit``)."""
+    if activation == "silu":
+        gate, up = gate_up.chunk(2, dim=-1)
+        return gate * torch.sigmoid(gate) * up
+    if activation == "swiglu_oai":
+        gate, up = gate_up[..., 0::2].clamp(max=limit), gate_up[..., 1::2].clamp(-limit, limit)
+        return gate * torch.sigmoid(alpha * gate) * (up + 1)
+    raise ValueError(f"activation must be 'silu' or 'swiglu_oai', got {activation!r}")
+
+
+def fused_moe(hidden: torch.Tensor, w13: torch.Tensor, w13_scales: torch.Tensor, w2: torch.Tensor,
+              w2_scales: torch.Tensor, topk_weights: torch.Tensor, topk_ids: torch.Tensor, w13_bias=None, w2_bias=None,
+              activation: str = "silu", swiglu_alpha: float = 1.702, swiglu_limit: float = 7.0,
+              expert_map=None) -> torch.Tensor:
+    """float64 reference of ``mxkernels.fused_moe`` (plain weights): for every token t and slot j whose expert is on
+    this process, ``topk_weights[t, j] * (W2 · act(W13 · hidden[t] + b13) + b2)`` with the exact dequantized weights,
+    summed over j. Returns float64 ``[T, H]``."""
+    tokens, h = hidden.shape
+    x = hidden.to(torch.float64)
+    ids = topk_ids.to(torch.int64)
+    local = expert_map.to(torch.int64)[ids] if expert_map is not None else ids
+    out = torch.zeros(tokens, h, dtype=torch.float64)
+    for e in sorted(set(local.reshape(-1).tolist()) - {-1}):
+        t_idx, j_idx = (local == e).nonzero(as_tuple=True)
+        g = x[t_idx] @ moe_expert_weight_float64(w13, w13_scales, e).T
+        if w13_bias is not None:
+            g = g + w13_bias[e].to(torch.float64)
+        y = moe_activation(g, activation, swiglu_alpha, swiglu_limit) @ moe_expert_weight_float64(w2, w2_scales, e).T
+        if w2_bias is not None:
+            y = y + w2_bias[e].to(torch.float64)
+        out.index_add_(0, t_idx, topk_weights[t_idx, j_idx].to(torch.float64)[:, None] * y)
+    return out

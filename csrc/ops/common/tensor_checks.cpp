@@ -47,6 +47,15 @@ std::string sizes_string(c10::SymIntArrayRef sizes) {
   return out + "]";
 }
 
+void check_sizes_equal(const char* op, const char* name, const at::Tensor& t, const std::vector<c10::SymInt>& want) {
+  TORCH_CHECK(t.dim() == int64_t(want.size()), op, ": ", name, " must have shape ", sizes_string(want), ", got ",
+              sizes_string(t.sym_sizes()));
+  for (size_t d = 0; d < want.size(); ++d) {
+    TORCH_SYM_CHECK(t.sym_size(int64_t(d)).sym_eq(want[d]), op, ": ", name, " must have shape ",
+                    sizes_string(want), ", got ", sizes_string(t.sym_sizes()));
+  }
+}
+
 void check_same_device(const char* op, std::initializer_list<std::pair<const char*, const at::Tensor*>> tensors) {
   const auto& first = *tensors.begin();
   for (const auto& t : tensors) {

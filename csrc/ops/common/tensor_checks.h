@@ -33,6 +33,9 @@ int64_t concrete_int(const c10::SymInt& s, const char* what);
 // "[4, 32]" for concrete and symbolic sizes (or strides) alike.
 std::string sizes_string(c10::SymIntArrayRef sizes);
 
+// Checks that t has exactly the sizes `want`; the error names the tensor and both shapes.
+void check_sizes_equal(const char* op, const char* name, const at::Tensor& t, const std::vector<c10::SymInt>& want);
+
 // Checks that the tensors are on one device; names them in the error.
 void check_same_device(const char* op, std::initializer_list<std::pair<const char*, const at::Tensor*>> tensors);
 

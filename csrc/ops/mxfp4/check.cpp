@@ -24,15 +24,6 @@ void check_last_dim_contiguous(const char* op, const char* name, const at::Tenso
   TORCH_SYM_CHECK(t.sym_stride(-1).sym_eq(1), op, ": ", name, ".stride(-1) must be 1, got ", sym_str(t.sym_stride(-1)));
 }
 
-void check_sizes_equal(const char* op, const char* name, const at::Tensor& t, const std::vector<c10::SymInt>& want) {
-  TORCH_CHECK(t.dim() == int64_t(want.size()), op, ": ", name, " must have shape ", sizes_string(want), ", got ",
-              sizes_string(t.sym_sizes()));
-  for (size_t d = 0; d < want.size(); ++d) {
-    TORCH_SYM_CHECK(t.sym_size(int64_t(d)).sym_eq(want[d]), op, ": ", name, " must have shape ",
-                    sizes_string(want), ", got ", sizes_string(t.sym_sizes()));
-  }
-}
-
 QuantizeMxfp4Plan check_quantize_input(const char* op, const at::Tensor& x, c10::string_view scale_mode) {
   QuantizeMxfp4Plan plan{};
   const std::string_view mode_name(scale_mode.data(), scale_mode.size());
