@@ -22,10 +22,11 @@ struct Fp8ScaleIndex {
   int64_t k_div = 1;
   // When set, the scales are E8M0 bytes (2^(e - 127); 0xFF is NaN) at the same indices, and scale is unused.
   const uint8_t* e8m0 = nullptr;
-  float at(int64_t i, int64_t kb) const {
-    const int64_t idx = (i / block) * ld + (kb / k_div) * k_stride;
-    return e8m0 != nullptr ? e8m0_value(e8m0[idx]) : scale[idx];
-  }
+  float at(int64_t i, int64_t kb) const { return value(row_offset(i) + k_offset(kb)); }
+  // The two halves of the index, for kernels that hoist the divisions out of their K loops.
+  int64_t row_offset(int64_t i) const { return (i / block) * ld; }
+  int64_t k_offset(int64_t kb) const { return (kb / k_div) * k_stride; }
+  float value(int64_t idx) const { return e8m0 != nullptr ? e8m0_value(e8m0[idx]) : scale[idx]; }
   static float e8m0_value(uint8_t e) {
     if (e == 0xFF) return f32_from_bits(0x7FC00000u);
     return e == 0 ? f32_from_bits(0x00400000u) : f32_from_bits(uint32_t(e) << 23);  // 2^-127 is subnormal

@@ -263,6 +263,9 @@ void skinny_columns(const Fp8GemmProblem& p, int64_t j, bool pair, int64_t n_end
   for (int r = 0; r < M; ++r) total[r][0] = total[r][1] = vzero();
   float total_tail[M][2] = {};
   NanTrack nan[2];
+  int64_t a_row[M], b_row[2];
+  for (int r = 0; r < M; ++r) a_row[r] = p.a_scale.row_offset(r);
+  for (int c = 0; c < cols; ++c) b_row[c] = p.b_scale.row_offset(j + c);
   for (int64_t k0 = 0, kb = 0; k0 < p.k; k0 += p.k_segment, ++kb) {
     const int64_t k1 = k0 + p.k_segment;
     Vec acc[M][2];
@@ -294,9 +297,10 @@ void skinny_columns(const Fp8GemmProblem& p, int64_t j, bool pair, int64_t n_end
         for (int r = 0; r < M; ++r) tail[r][c] += p.a[r * p.lda + k] * b;
       }
     }
+    const int64_t a_k = p.a_scale.k_offset(kb), b_k = p.b_scale.k_offset(kb);
     for (int r = 0; r < M; ++r) {
       for (int c = 0; c < cols; ++c) {
-        const float s = p.a_scale.at(r, kb) * p.b_scale.at(j + c, kb);
+        const float s = p.a_scale.value(a_row[r] + a_k) * p.b_scale.value(b_row[c] + b_k);
         total[r][c] = vfma(acc[r][c], vset1(s), total[r][c]);
         total_tail[r][c] += tail[r][c] * s;
       }
@@ -354,6 +358,9 @@ uint64_t skinny_prepacked_panel(const Fp8GemmProblem& p, int64_t j0, float* col_
   const uint8_t* panel = p.b + j0 * p.k;
   for (int i = 0; i < M * 64; ++i) total[i] = 0.0f;
   NanTrack nan[2];
+  int64_t b_row[64], a_row[M];
+  for (int l = 0; l < 64; ++l) b_row[l] = p.b_scale.row_offset(j0 + l / 2);
+  for (int r = 0; r < M; ++r) a_row[r] = p.a_scale.row_offset(r);
   for (int64_t k0 = 0, kb = 0; k0 < p.k; k0 += p.k_segment, ++kb) {
     Vec acc[M][kPairVecs];
     for (int r = 0; r < M; ++r) {
@@ -372,9 +379,10 @@ uint64_t skinny_prepacked_panel(const Fp8GemmProblem& p, int64_t j0, float* col_
         for (int v = 0; v < kPairVecs; ++v) acc[r][v] = vfma(a_lanes(a, v), b[v], acc[r][v]);
       }
     }
-    for (int l = 0; l < 64; ++l) col_scale[l] = p.b_scale.at(j0 + l / 2, kb);
+    const int64_t a_k = p.a_scale.k_offset(kb), b_k = p.b_scale.k_offset(kb);
+    for (int l = 0; l < 64; ++l) col_scale[l] = p.b_scale.value(b_row[l] + b_k);
     for (int r = 0; r < M; ++r) {
-      const Vec sa = vset1(p.a_scale.at(r, kb));
+      const Vec sa = vset1(p.a_scale.value(a_row[r] + a_k));
       for (int v = 0; v < kPairVecs; ++v) {
         float* t = total + r * 64 + v * kLanes;
         vstore(t, vfma(acc[r][v], vmul(vload(col_scale + v * kLanes), sa), vload(t)));
@@ -557,9 +565,12 @@ void micro_kernel(const Fp8GemmProblem& p, const float* panel, const float* col_
 // The panel holds values times 2^-8; the microkernels multiply their totals by 2^8 when storing. A column
 // with a NaN code gets a NaN scale, so its outputs are NaN as IEEE arithmetic would make them.
 void fill_column_scales(const Fp8GemmProblem& p, int64_t j0, int cols, uint64_t nan_mask, float* col_scale) {
+  int64_t row[kNr];
+  for (int c = 0; c < cols; ++c) row[c] = p.b_scale.row_offset(j0 + c);
   for (int64_t kb = 0; kb < p.k / p.k_segment; ++kb) {
+    const int64_t k_off = p.b_scale.k_offset(kb);
     for (int c = 0; c < kNr; ++c) {
-      const float s = c < cols ? p.b_scale.at(j0 + c, kb) : 0.0f;
+      const float s = c < cols ? p.b_scale.value(row[c] + k_off) : 0.0f;
       col_scale[kb * kNr + c] = ((nan_mask >> c) & 1) ? std::numeric_limits<float>::quiet_NaN() : s;
     }
   }

@@ -17,14 +17,15 @@ def _bytes(t):
     return t.detach().clone().contiguous().view(torch.uint8) if t.element_size() == 1 else t.detach().clone()
 
 
-def opcheck(op, args):
-    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+def opcheck(op, args, kwargs=None):
+    kwargs = kwargs or {}
+    tensors = [a for a in list(args) + list(kwargs.values()) if isinstance(a, torch.Tensor)]
     if not any(t.dtype in FLOAT8 for t in tensors):
-        torch.library.opcheck(op, args)
+        torch.library.opcheck(op, args, kwargs)
         return
-    torch.library.opcheck(op, args, test_utils=OTHER_TESTS)
+    torch.library.opcheck(op, args, kwargs, test_utils=OTHER_TESTS)
     before = [_bytes(t) for t in tensors]
-    out = op(*args)
+    out = op(*args, **kwargs)
     outs = out if isinstance(out, (tuple, list)) else (out,)
     for t, b in zip(tensors, before):
         assert torch.equal(_bytes(t), b), f"{op} changed an input that its schema does not mark as mutable"
