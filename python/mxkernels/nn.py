@@ -238,5 +238,257 @@ def save_compressed_tensors(path: str, layers: Dict[str, MXFP4Linear]) -> None:
     save_file(tensors, path)
 
 
+# --- mixture of experts ----------------------------------------------------------------------------------------
+
+
+class _MoE(torch.nn.Module):
+    """The parts :class:`MXFP4MoE` and :class:`FP8MoE` share: a router (``router``, ``nn.Linear(H, E_global)`` with
+    bias, as gpt-oss has it), top-k routing with a softmax over the selected logits, and the fused experts
+    (``experts``, a module of buffers named as in the checkpoints) for the local experts."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int, num_experts: int, top_k: int,
+                 local_experts: Optional[List[int]], activation: str, swiglu_alpha: float, swiglu_limit: float,
+                 bias: bool, router_dtype: torch.dtype):
+        super().__init__()
+        if hidden_size <= 0 or hidden_size % 32 or intermediate_size <= 0 or intermediate_size % 32:
+            raise ValueError(f"{type(self).__name__}: hidden_size and intermediate_size must be positive multiples "
+                             f"of 32, got {hidden_size} and {intermediate_size}")
+        if not 1 <= top_k <= num_experts:
+            raise ValueError(f"{type(self).__name__}: top_k must be in [1, num_experts = {num_experts}], got {top_k}")
+        self.hidden_size, self.intermediate_size = hidden_size, intermediate_size
+        self.num_experts, self.top_k = num_experts, top_k
+        self.activation, self.swiglu_alpha, self.swiglu_limit = activation, swiglu_alpha, swiglu_limit
+        self.local_experts = list(range(num_experts)) if local_experts is None else [int(e) for e in local_experts]
+        if not self.local_experts or len(set(self.local_experts)) != len(self.local_experts) or not all(
+                0 <= e < num_experts for e in self.local_experts):
+            raise ValueError(f"{type(self).__name__}: local_experts must be distinct ids in [0, {num_experts}), got "
+                             f"{self.local_experts}")
+        self.router = torch.nn.Linear(hidden_size, num_experts, bias=True, dtype=router_dtype).requires_grad_(False)
+        self.experts = torch.nn.Module()
+        self.has_bias = bias
+        if len(self.local_experts) == num_experts and self.local_experts == sorted(self.local_experts):
+            self.register_buffer("expert_map", None)
+        else:
+            expert_map = torch.full((num_experts,), -1, dtype=torch.int32)
+            expert_map[torch.tensor(self.local_experts)] = torch.arange(len(self.local_experts), dtype=torch.int32)
+            self.register_buffer("expert_map", expert_map)
+
+    def _expert_buffers(self, names_shapes_dtypes) -> None:
+        e = len(self.local_experts)
+        for name, shape, dtype in names_shapes_dtypes:
+            if name.endswith("_bias") and not self.has_bias:
+                self.experts.register_buffer(name, None)
+            else:
+                self.experts.register_buffer(name, torch.zeros(e, *shape, dtype=dtype))
+
+    def _load(self, tensors: Dict[str, torch.Tensor]) -> None:
+        """Copies router.* and experts.* tensors holding all num_experts experts (the local ones are picked)."""
+        local = torch.tensor(self.local_experts)
+        with torch.no_grad():
+            for name, t in tensors.items():
+                if t is None:
+                    continue
+                if name.startswith("router."):
+                    getattr(self.router, name[len("router."):]).copy_(t)
+                else:
+                    buf = getattr(self.experts, name[len("experts."):])
+                    if buf is None:
+                        raise ValueError(f"{type(self).__name__}: the checkpoint has {name}, the layer was built "
+                                         f"without biases")
+                    buf.copy_(t.reshape(t.shape[0], *buf.shape[1:])[local])
+        self.prepare()
+
+    def route(self, x: torch.Tensor):
+        """``(topk_weights float32 [T, k], topk_ids int32 [T, k])``: the router in x's dtype, then a softmax over the
+        top-k logits (gpt-oss routing)."""
+        logits = torch.nn.functional.linear(x, self.router.weight.to(x.dtype), self.router.bias.to(x.dtype))
+        return ops.topk_softmax(logits, self.top_k, True)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``[..., H] -> [..., H]``: route, then the local experts' weighted sum (tokens routed to experts held by
+        other processes get their share from those; all-reduce the outputs)."""
+        x = hidden.reshape(-1, self.hidden_size)
+        return self.experts_forward(x, *self.route(x)).reshape(hidden.shape)
+
+    def experts_forward(self, x: torch.Tensor, topk_weights: torch.Tensor, topk_ids: torch.Tensor) -> torch.Tensor:
+        """The local experts' part for given routing: ``[T, H]``, with ``topk_weights [T, k]``, ``topk_ids [T, k]``."""
+        w13, s13, w2, s2 = self._expert_weights()
+        return ops.fused_moe(x, w13, s13, w2, s2, topk_weights, topk_ids, w13_bias=self.experts.gate_up_proj_bias,
+                             w2_bias=self.experts.down_proj_bias, activation=self.activation,
+                             swiglu_alpha=self.swiglu_alpha, swiglu_limit=self.swiglu_limit,
+                             expert_map=self.expert_map)
+
+    def extra_repr(self) -> str:
+        return (f"hidden_size={self.hidden_size}, intermediate_size={self.intermediate_size}, "
+                f"experts={len(self.local_experts)} of {self.num_experts}, top_k={self.top_k}, "
+                f"activation={self.activation}")
+
+
+class MXFP4MoE(_MoE):
+    """A mixture-of-experts layer with MXFP4 experts, laid out as gpt-oss checkpoints store them: ``router.weight``
+    ``[E, H]``, ``router.bias`` ``[E]``, ``experts.gate_up_proj_blocks`` uint8 ``[E, 2I, H/32, 16]`` (gate and up rows
+    interleaved for ``swiglu_oai``), ``experts.gate_up_proj_scales`` uint8 ``[E, 2I, H/32]``,
+    ``experts.gate_up_proj_bias`` ``[E, 2I]``, ``experts.down_proj_blocks`` ``[E, H, I/32, 16]``,
+    ``experts.down_proj_scales`` ``[E, H, I/32]``, ``experts.down_proj_bias`` ``[E, H]``. The experts run in
+    :func:`mxkernels.fused_moe` on weights prepacked once after loading.
+
+    Args:
+        hidden_size (H), intermediate_size (I): multiples of 32. num_experts (E), top_k.
+        local_experts: the global ids of the experts this process holds (expert parallel), default all.
+        activation, swiglu_alpha, swiglu_limit: as in :func:`mxkernels.fused_moe` (gpt-oss: ``swiglu_oai``).
+        bias: whether the experts have biases. router_dtype: the router's parameter dtype.
+    """
+
+    def __init__(self, hidden_size: int, intermediate_size: int, num_experts: int, top_k: int, *,
+                 local_experts: Optional[List[int]] = None, activation: str = "swiglu_oai",
+                 swiglu_alpha: float = 1.702, swiglu_limit: float = 7.0, bias: bool = True,
+                 router_dtype: torch.dtype = torch.float32):
+        super().__init__(hidden_size, intermediate_size, num_experts, top_k, local_experts, activation, swiglu_alpha,
+                         swiglu_limit, bias, router_dtype)
+        h, i = hidden_size, intermediate_size
+        self._expert_buffers([
+            ("gate_up_proj_blocks", (2 * i, h // 32, 16), torch.uint8),
+            ("gate_up_proj_scales", (2 * i, h // 32), torch.uint8),
+            ("gate_up_proj_bias", (2 * i,), torch.float32),
+            ("down_proj_blocks", (h, i // 32, 16), torch.uint8),
+            ("down_proj_scales", (h, i // 32), torch.uint8),
+            ("down_proj_bias", (h,), torch.float32),
+        ])
+        self.register_buffer("_w13", None, persistent=False)
+        self.register_buffer("_w2", None, persistent=False)
+        self.register_load_state_dict_post_hook(lambda module, keys: module.prepare())
+        self.prepare()
+
+    def prepare(self) -> None:
+        """Prepacks the experts' weights (again after a load_state_dict)."""
+        ex = self.experts
+
+        def packed(blocks, scales):
+            codes = blocks.reshape(blocks.shape[0], blocks.shape[1], -1)
+            return torch.stack([ops.prepack_mxfp4_weight(codes[e], scales[e]) for e in range(codes.shape[0])])
+
+        self._w13 = packed(ex.gate_up_proj_blocks, ex.gate_up_proj_scales)
+        self._w2 = packed(ex.down_proj_blocks, ex.down_proj_scales)
+
+    def _expert_weights(self):
+        return self._w13, None, self._w2, None
+
+    @classmethod
+    def from_gpt_oss(cls, tensors: Dict[str, torch.Tensor], top_k: int = 4, **kwargs) -> "MXFP4MoE":
+        """From one gpt-oss MoE block's tensors, named without the layer prefix (``router.weight``,
+        ``experts.gate_up_proj_blocks``, ...). Sizes are taken from the tensors."""
+        blocks = tensors["experts.gate_up_proj_blocks"]
+        e, two_i, h = blocks.shape[0], blocks.shape[1], blocks.shape[2] * 32
+        kwargs.setdefault("bias", "experts.gate_up_proj_bias" in tensors)
+        kwargs.setdefault("router_dtype", tensors["router.weight"].dtype)
+        layer = cls(h, two_i // 2, e, top_k, **kwargs)
+        layer._load(tensors)
+        return layer
+
+    @classmethod
+    def from_safetensors(cls, path: str, prefix: str = "", top_k: int = 4, **kwargs) -> "MXFP4MoE":
+        """Loads ``{prefix}router.*`` and ``{prefix}experts.*`` (gpt-oss names, e.g. prefix ``model.layers.0.mlp.``)
+        from a safetensors file; with ``local_experts`` only those experts are kept."""
+        return cls.from_gpt_oss(_read_safetensors(path, prefix), top_k, **kwargs)
+
+
+class FP8MoE(_MoE):
+    """A mixture-of-experts layer with FP8 (e4m3fn) experts and float32 128x128 block scales:
+    ``experts.gate_up_proj`` ``[E, 2I, H]``, ``experts.gate_up_proj_scale`` ``[E, ceil(2I/128), ceil(H/128)]``,
+    ``experts.gate_up_proj_bias`` ``[E, 2I]``, ``experts.down_proj`` ``[E, H, I]``, ``experts.down_proj_scale``
+    ``[E, ceil(H/128), ceil(I/128)]``, ``experts.down_proj_bias`` ``[E, H]``; router and arguments as
+    :class:`MXFP4MoE`. Build it with :meth:`from_float`, :meth:`from_gpt_oss` (MXFP4 experts requantized) or
+    :meth:`from_safetensors`."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int, num_experts: int, top_k: int, *,
+                 local_experts: Optional[List[int]] = None, activation: str = "swiglu_oai",
+                 swiglu_alpha: float = 1.702, swiglu_limit: float = 7.0, bias: bool = True,
+                 router_dtype: torch.dtype = torch.float32):
+        super().__init__(hidden_size, intermediate_size, num_experts, top_k, local_experts, activation, swiglu_alpha,
+                         swiglu_limit, bias, router_dtype)
+        h, i = hidden_size, intermediate_size
+        cdiv = lambda a: -(-a // 128)
+        self._expert_buffers([
+            ("gate_up_proj", (2 * i, h), torch.float8_e4m3fn),
+            ("gate_up_proj_scale", (cdiv(2 * i), cdiv(h)), torch.float32),
+            ("gate_up_proj_bias", (2 * i,), torch.float32),
+            ("down_proj", (h, i), torch.float8_e4m3fn),
+            ("down_proj_scale", (cdiv(h), cdiv(i)), torch.float32),
+            ("down_proj_bias", (h,), torch.float32),
+        ])
+        with torch.no_grad():
+            self.experts.gate_up_proj_scale.fill_(1.0)
+            self.experts.down_proj_scale.fill_(1.0)
+        self.register_buffer("_w13", None, persistent=False)
+        self.register_buffer("_w2", None, persistent=False)
+        self.register_load_state_dict_post_hook(lambda module, keys: module.prepare())
+        self.prepare()
+
+    def prepare(self) -> None:
+        """Prepacks the experts' weights (again after a load_state_dict)."""
+        ex = self.experts
+        self._w13 = torch.stack([ops.prepack_fp8_weight(w) for w in ex.gate_up_proj])
+        self._w2 = torch.stack([ops.prepack_fp8_weight(w) for w in ex.down_proj])
+
+    def _expert_weights(self):
+        return self._w13, self.experts.gate_up_proj_scale, self._w2, self.experts.down_proj_scale
+
+    @classmethod
+    def from_float(cls, router: torch.nn.Linear, gate_up_proj: torch.Tensor, down_proj: torch.Tensor,
+                   gate_up_proj_bias: Optional[torch.Tensor] = None, down_proj_bias: Optional[torch.Tensor] = None,
+                   top_k: int = 4, **kwargs) -> "FP8MoE":
+        """Quantizes dense expert weights in the nn.Linear layout, ``gate_up_proj [E, 2I, H]`` and ``down_proj
+        [E, H, I]``, to FP8 with 128x128 block scales (:func:`mxkernels.reference.quantize_fp8_blocks`)."""
+        e, two_i, h = gate_up_proj.shape
+        kwargs.setdefault("bias", gate_up_proj_bias is not None)
+        kwargs.setdefault("router_dtype", router.weight.dtype)
+        w13, s13 = reference.quantize_fp8_blocks(gate_up_proj.detach())
+        w2, s2 = reference.quantize_fp8_blocks(down_proj.detach())
+        layer = cls(h, two_i // 2, e, top_k, **kwargs)
+        layer._load({"router.weight": router.weight.detach(), "router.bias": router.bias.detach(),
+                     "experts.gate_up_proj": w13, "experts.gate_up_proj_scale": s13, "experts.down_proj": w2,
+                     "experts.down_proj_scale": s2, "experts.gate_up_proj_bias": gate_up_proj_bias,
+                     "experts.down_proj_bias": down_proj_bias})
+        return layer
+
+    @classmethod
+    def from_gpt_oss(cls, tensors: Dict[str, torch.Tensor], top_k: int = 4, **kwargs) -> "FP8MoE":
+        """From a gpt-oss MoE block's MXFP4 tensors (as :meth:`MXFP4MoE.from_gpt_oss`), dequantized and requantized
+        to FP8 blocks: lossy (an E8M0 scale per 32 values becomes one float32 scale per 128x128)."""
+        def dense(name):
+            blocks, scales = tensors[f"experts.{name}_blocks"], tensors[f"experts.{name}_scales"]
+            return reference.dequantize_mxfp4(blocks.reshape(*blocks.shape[:2], -1), scales, torch.float32)
+
+        router = torch.nn.Linear(1, 1)
+        router.weight, router.bias = torch.nn.Parameter(tensors["router.weight"]), torch.nn.Parameter(tensors["router.bias"])
+        return cls.from_float(router, dense("gate_up_proj"), dense("down_proj"),
+                              tensors.get("experts.gate_up_proj_bias"), tensors.get("experts.down_proj_bias"), top_k,
+                              **kwargs)
+
+    @classmethod
+    def from_safetensors(cls, path: str, prefix: str = "", top_k: int = 4, **kwargs) -> "FP8MoE":
+        """Loads FP8 experts (``{prefix}experts.gate_up_proj`` and ``_scale``, ...) or gpt-oss MXFP4 ones (requantized,
+        see :meth:`from_gpt_oss`), and ``{prefix}router.*``, from a safetensors file."""
+        tensors = _read_safetensors(path, prefix)
+        if "experts.gate_up_proj_blocks" in tensors:
+            return cls.from_gpt_oss(tensors, top_k, **kwargs)
+        w13 = tensors["experts.gate_up_proj"]
+        e, two_i, h = w13.shape
+        kwargs.setdefault("bias", "experts.gate_up_proj_bias" in tensors)
+        kwargs.setdefault("router_dtype", tensors["router.weight"].dtype)
+        layer = cls(h, two_i // 2, e, top_k, **kwargs)
+        layer._load(tensors)
+        return layer
+
+
+def _read_safetensors(path: str, prefix: str) -> Dict[str, torch.Tensor]:
+    from safetensors import safe_open
+    with safe_open(path, framework="pt") as f:
+        tensors = {name[len(prefix):]: f.get_tensor(name) for name in f.keys() if name.startswith(prefix)}
+    if "router.weight" not in tensors:
+        raise KeyError(f"no {prefix}router.weight in {path}")
+    return tensors
+
+
 __all__ = ["MXFP4Linear", "MXFP4Backend", "BACKENDS", "ENV_BACKEND", "select_backend", "backend_reasons",
-           "save_compressed_tensors"]
+           "save_compressed_tensors", "MXFP4MoE", "FP8MoE"]
