@@ -116,4 +116,38 @@ inline at::Tensor prepack_fp8_weight(const at::Tensor& b) {
   return handle.call(b);
 }
 
+// Options of fused_moe beyond its tensors.
+struct FusedMoeOptions {
+  std::optional<at::Tensor> w13_bias;    // [E, 2I]
+  std::optional<at::Tensor> w2_bias;     // [E, H]
+  std::string activation = "silu";       // or "swiglu_oai" (gpt-oss: gate / up rows interleaved, clamped)
+  double swiglu_alpha = 1.702;
+  double swiglu_limit = 7.0;
+  std::optional<at::Tensor> expert_map;  // int32 [E_global]: global expert id -> local id, -1 where not local
+};
+
+// Fused MoE experts: out[t] = sum_j topk_weights[t, j] * expert_{topk_ids[t, j]}(hidden[t]), expert(x) =
+// W2 act(W13 x + b13) + b2. hidden [T, H]; MXFP4 weights w13 [E, 2I, H/2] with w13_scales [E, 2I, H/32], w2 [E, H, I/2]
+// with w2_scales [E, H, I/32] (or each prepacked, stacked [E, N, K/32, 17], scales std::nullopt); or FP8 w13 [E, 2I, H],
+// w2 [E, H, I] with float32 128x128 block scales. topk_weights float32 [T, k], topk_ids int32 / int64 [T, k].
+inline at::Tensor fused_moe(const at::Tensor& hidden, const at::Tensor& w13, const std::optional<at::Tensor>& w13_scales,
+                            const at::Tensor& w2, const std::optional<at::Tensor>& w2_scales,
+                            const at::Tensor& topk_weights, const at::Tensor& topk_ids,
+                            const FusedMoeOptions& options = {}) {
+  using Opt = const std::optional<at::Tensor>&;
+  static const auto handle =
+      detail::op<at::Tensor(const at::Tensor&, const at::Tensor&, Opt, const at::Tensor&, Opt, const at::Tensor&,
+                            const at::Tensor&, Opt, Opt, c10::string_view, double, double, Opt)>("mxkernels::fused_moe");
+  return handle.call(hidden, w13, w13_scales, w2, w2_scales, topk_weights, topk_ids, options.w13_bias, options.w2_bias,
+                     options.activation, options.swiglu_alpha, options.swiglu_limit, options.expert_map);
+}
+
+// MoE routing: (weights float32 [T, k], ids int32 [T, k]) of the k largest router_logits [T, E] per token; weights are
+// the softmax over all E, or with renormalize over the k selected (gpt-oss).
+inline std::tuple<at::Tensor, at::Tensor> topk_softmax(const at::Tensor& router_logits, int64_t k, bool renormalize) {
+  static const auto handle = detail::op<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, c10::SymInt, bool)>(
+      "mxkernels::topk_softmax");
+  return handle.call(router_logits, c10::SymInt(k), renormalize);
+}
+
 }  // namespace mxkernels
