@@ -124,6 +124,72 @@ def mxfp4_linear_section() -> None:
           "through memory)")
 
 
+def moe_section(threads: int) -> None:
+    h = inter = 2880
+    experts, top_k = 32, 4
+    print(f"\n5. MoE layer of gpt-oss-20b's shape (mxkernels.nn.MXFP4MoE / FP8MoE): {experts} experts, top-{top_k}, "
+          f"H=I={h}, swiglu_oai with biases, synthetic weights, bf16 tokens, {threads} threads")
+    g = torch.Generator().manual_seed(0)
+    mxfp4 = {
+        "router.weight": (torch.randn(experts, h, generator=g) / h ** 0.5).to(torch.bfloat16),
+        "router.bias": torch.zeros(experts, dtype=torch.bfloat16),
+        "experts.gate_up_proj_blocks": torch.randint(0, 256, (experts, 2 * inter, h // 32, 16), generator=g,
+                                                     dtype=torch.uint8),
+        "experts.gate_up_proj_scales": torch.randint(118, 122, (experts, 2 * inter, h // 32), generator=g,
+                                                     dtype=torch.uint8),
+        "experts.gate_up_proj_bias": torch.randn(experts, 2 * inter, generator=g).to(torch.bfloat16),
+        "experts.down_proj_blocks": torch.randint(0, 256, (experts, h, inter // 32, 16), generator=g, dtype=torch.uint8),
+        "experts.down_proj_scales": torch.randint(118, 122, (experts, h, inter // 32), generator=g, dtype=torch.uint8),
+        "experts.down_proj_bias": torch.randn(experts, h, generator=g).to(torch.bfloat16),
+    }
+    # FP8 experts of the same shape: E4M3 codes between 0.5 and 3.75 in magnitude, both signs, 128x128 block scales.
+    fp8 = {k: v for k, v in mxfp4.items() if k.startswith("router.") or k.endswith("_bias")}
+    for name, (n, k) in {"gate_up_proj": (2 * inter, h), "down_proj": (h, inter)}.items():
+        codes = torch.randint(0x30, 0x48, (experts, n, k), generator=g, dtype=torch.uint8)
+        codes |= torch.randint(0, 2, (experts, n, k), generator=g, dtype=torch.uint8) << 7
+        fp8[f"experts.{name}"] = codes.view(torch.float8_e4m3fn)
+        fp8[f"experts.{name}_scale"] = torch.full((experts, -(-n // 128), -(-k // 128)), 2.0 ** -6)
+    layers = {"mxfp4": mxkernels.nn.MXFP4MoE.from_gpt_oss(mxfp4, top_k=top_k),
+              "fp8": mxkernels.nn.FP8MoE.from_fp8(fp8, top_k=top_k)}
+
+    def bf16_moe(layer, fmt, x):
+        """The same layer as a bf16 model computes it: each selected expert's weights dequantized to bf16, F.linear."""
+        weights, ids = layer.route(x)
+        ex = layer.experts
+        out = torch.zeros(x.shape, dtype=torch.float32)
+        for e in ids.unique().tolist():
+            if fmt == "mxfp4":
+                deq = lambda p: mxkernels.dequantize_mxfp4(getattr(ex, f"{p}_blocks")[e].flatten(1),
+                                                           getattr(ex, f"{p}_scales")[e], torch.bfloat16)
+            else:
+                deq = lambda p: (getattr(ex, p)[e].float() * getattr(ex, f"{p}_scale")[e].repeat_interleave(128, 0)[
+                    :getattr(ex, p).shape[1]].repeat_interleave(128, 1)[:, :getattr(ex, p).shape[2]]).to(torch.bfloat16)
+            t, j = (ids == e).nonzero(as_tuple=True)
+            a = mxkernels.reference.moe_activation(
+                torch.nn.functional.linear(x[t], deq("gate_up_proj"), ex.gate_up_proj_bias[e].to(torch.bfloat16)),
+                "swiglu_oai", 1.702, 7.0)
+            y = torch.nn.functional.linear(a, deq("down_proj"), ex.down_proj_bias[e].to(torch.bfloat16))
+            out.index_add_(0, t, weights[t, j, None] * y.float())
+        return out.to(torch.bfloat16)
+
+    print(f"   {'format':6s} {'T':>4} {'rel. RMS err vs bf16':>21} {'ms':>8} {'tokens/s':>9} {'bf16 PyTorch ms':>15} "
+          f"{'speed-up':>8}")
+    for fmt, layer in layers.items():
+        for tokens in (1, 16, 128):
+            x = torch.randn(tokens, h, generator=torch.Generator().manual_seed(tokens)).to(torch.bfloat16)
+            with torch.no_grad():
+                y = layer(x).float()
+                ref = bf16_moe(layer, fmt, x).float()
+                rel = ((y - ref).pow(2).mean() / ref.pow(2).mean()).sqrt().item()
+                sec = median_seconds(lambda: layer(x), repeats=5)
+                ref_sec = median_seconds(lambda: bf16_moe(layer, fmt, x), repeats=1, warmup=0)
+            print(f"   {fmt:6s} {tokens:4d} {rel:21.4f} {sec * 1e3:8.2f} {tokens / sec:9.1f} {ref_sec * 1e3:15.1f} "
+                  f"{ref_sec / sec:7.1f}x")
+    print("   (bf16 PyTorch: per selected expert, mxkernels.dequantize_mxfp4 or an FP8 cast to bf16, then F.linear; the "
+          "error is its\n    bf16 arithmetic on the same quantized weights. bench/bench_moe.py routes each call to fresh "
+          "experts, against pure PyTorch)")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=4096)
@@ -138,6 +204,7 @@ def main():
     compile_section(args.cols)
     fp8_section(args.threads)
     mxfp4_linear_section()
+    moe_section(args.threads)
 
 
 if __name__ == "__main__":

@@ -457,7 +457,7 @@ class FP8MoE(_MoE):
         to FP8 blocks: lossy (an E8M0 scale per 32 values becomes one float32 scale per 128x128)."""
         def dense(name):
             blocks, scales = tensors[f"experts.{name}_blocks"], tensors[f"experts.{name}_scales"]
-            return reference.dequantize_mxfp4(blocks.reshape(*blocks.shape[:2], -1), scales, torch.float32)
+            return ops.dequantize_mxfp4(blocks.reshape(*blocks.shape[:2], -1), scales, torch.float32)
 
         router = torch.nn.Linear(1, 1)
         router.weight, router.bias = torch.nn.Parameter(tensors["router.weight"]), torch.nn.Parameter(tensors["router.bias"])
@@ -472,6 +472,12 @@ class FP8MoE(_MoE):
         tensors = _read_safetensors(path, prefix)
         if "experts.gate_up_proj_blocks" in tensors:
             return cls.from_gpt_oss(tensors, top_k, **kwargs)
+        return cls.from_fp8(tensors, top_k, **kwargs)
+
+    @classmethod
+    def from_fp8(cls, tensors: Dict[str, torch.Tensor], top_k: int = 4, **kwargs) -> "FP8MoE":
+        """From FP8 tensors named as this layer's state_dict (``router.weight``, ``experts.gate_up_proj``,
+        ``experts.gate_up_proj_scale``, ...); sizes are taken from them."""
         w13 = tensors["experts.gate_up_proj"]
         e, two_i, h = w13.shape
         kwargs.setdefault("bias", "experts.gate_up_proj_bias" in tensors)
