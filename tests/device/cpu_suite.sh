@@ -33,3 +33,8 @@ for isa in amx avx512_bf16; do
   MXKERNELS_CPU_ISA=$isa python3 bench/bench_mxfp4_gemm.py --threads 2 --no-peaks --llc-mib 64 2>&1 | grep -v "^W1" \
     | tee "$OUT/bench_mxfp4_${isa}.log"
 done
+# Fused MoE at gpt-oss-20b shapes on amx and avx512_bf16, 2 threads.
+for isa in amx avx512_bf16; do
+  MXKERNELS_CPU_ISA=$isa python3 bench/bench_moe.py --threads 2 --no-peaks 2>&1 | grep -v "^W1" \
+    | tee "$OUT/bench_moe_${isa}.log"
+done
