@@ -35,7 +35,6 @@ MoeWeightFormat format_of(const at::Tensor& w13) {
 bool check_weight(MoeWeightFormat format, const char* name, const char* scales_name, const at::Tensor& w,
                   const std::optional<at::Tensor>& scales, const c10::SymInt& e, const c10::SymInt& n,
                   const c10::SymInt& k) {
-  const std::string w_name(name), s_name(scales_name);
   if (format == MoeWeightFormat::mxfp4) {
     TORCH_CHECK(dtype_in(w.scalar_type(), {at::kFloat4_e2m1fn_x2, at::kByte}), kOp, ": ", name,
                 " must be MXFP4 like w13 (float4_e2m1fn_x2 or uint8), got ", w.scalar_type());

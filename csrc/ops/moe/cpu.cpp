@@ -3,11 +3,9 @@
 // over the threads by their cost), the gated activation in between; then each token sums its slots' outputs.
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <algorithm>
-#include <string>
 
 #include "core/fp8_gemm.h"
 #include "core/moe.h"
