@@ -273,13 +273,19 @@ class _MoE(torch.nn.Module):
             expert_map[torch.tensor(self.local_experts)] = torch.arange(len(self.local_experts), dtype=torch.int32)
             self.register_buffer("expert_map", expert_map)
 
-    def _expert_buffers(self, names_shapes_dtypes) -> None:
+    def _init_experts(self, names_shapes_dtypes) -> None:
+        """Registers the experts' buffers ``(name, shape without E, dtype[, fill])``, then the prepacked weights, which
+        are built now and again after every load_state_dict."""
         e = len(self.local_experts)
-        for name, shape, dtype in names_shapes_dtypes:
+        for name, shape, dtype, *fill in names_shapes_dtypes:
             if name.endswith("_bias") and not self.has_bias:
                 self.experts.register_buffer(name, None)
             else:
-                self.experts.register_buffer(name, torch.zeros(e, *shape, dtype=dtype))
+                self.experts.register_buffer(name, torch.full((e, *shape), fill[0] if fill else 0, dtype=dtype))
+        self.register_buffer("_w13", None, persistent=False)
+        self.register_buffer("_w2", None, persistent=False)
+        self.register_load_state_dict_post_hook(lambda module, keys: module.prepare())
+        self.prepare()
 
     def _load(self, tensors: Dict[str, torch.Tensor]) -> None:
         """Copies router.* and experts.* tensors holding all num_experts experts (the local ones are picked)."""
@@ -346,7 +352,7 @@ class MXFP4MoE(_MoE):
         super().__init__(hidden_size, intermediate_size, num_experts, top_k, local_experts, activation, swiglu_alpha,
                          swiglu_limit, bias, router_dtype)
         h, i = hidden_size, intermediate_size
-        self._expert_buffers([
+        self._init_experts([
             ("gate_up_proj_blocks", (2 * i, h // 32, 16), torch.uint8),
             ("gate_up_proj_scales", (2 * i, h // 32), torch.uint8),
             ("gate_up_proj_bias", (2 * i,), torch.float32),
@@ -354,10 +360,6 @@ class MXFP4MoE(_MoE):
             ("down_proj_scales", (h, i // 32), torch.uint8),
             ("down_proj_bias", (h,), torch.float32),
         ])
-        self.register_buffer("_w13", None, persistent=False)
-        self.register_buffer("_w2", None, persistent=False)
-        self.register_load_state_dict_post_hook(lambda module, keys: module.prepare())
-        self.prepare()
 
     def prepare(self) -> None:
         """Prepacks the experts' weights (again after a load_state_dict)."""
@@ -408,21 +410,14 @@ class FP8MoE(_MoE):
                          swiglu_limit, bias, router_dtype)
         h, i = hidden_size, intermediate_size
         cdiv = lambda a: -(-a // 128)
-        self._expert_buffers([
+        self._init_experts([
             ("gate_up_proj", (2 * i, h), torch.float8_e4m3fn),
-            ("gate_up_proj_scale", (cdiv(2 * i), cdiv(h)), torch.float32),
+            ("gate_up_proj_scale", (cdiv(2 * i), cdiv(h)), torch.float32, 1.0),
             ("gate_up_proj_bias", (2 * i,), torch.float32),
             ("down_proj", (h, i), torch.float8_e4m3fn),
-            ("down_proj_scale", (cdiv(h), cdiv(i)), torch.float32),
+            ("down_proj_scale", (cdiv(h), cdiv(i)), torch.float32, 1.0),
             ("down_proj_bias", (h,), torch.float32),
         ])
-        with torch.no_grad():
-            self.experts.gate_up_proj_scale.fill_(1.0)
-            self.experts.down_proj_scale.fill_(1.0)
-        self.register_buffer("_w13", None, persistent=False)
-        self.register_buffer("_w2", None, persistent=False)
-        self.register_load_state_dict_post_hook(lambda module, keys: module.prepare())
-        self.prepare()
 
     def prepare(self) -> None:
         """Prepacks the experts' weights (again after a load_state_dict)."""
