@@ -246,9 +246,10 @@ class _MoE(torch.nn.Module):
     bias, as gpt-oss has it), top-k routing with a softmax over the selected logits, and the fused experts
     (``experts``, a module of buffers named as in the checkpoints) for the local experts."""
 
-    def __init__(self, hidden_size: int, intermediate_size: int, num_experts: int, top_k: int,
-                 local_experts: Optional[List[int]], activation: str, swiglu_alpha: float, swiglu_limit: float,
-                 bias: bool, router_dtype: torch.dtype):
+    def __init__(self, hidden_size: int, intermediate_size: int, num_experts: int, top_k: int, *,
+                 local_experts: Optional[List[int]] = None, activation: str = "swiglu_oai",
+                 swiglu_alpha: float = 1.702, swiglu_limit: float = 7.0, bias: bool = True,
+                 router_dtype: torch.dtype = torch.float32):
         super().__init__()
         if hidden_size <= 0 or hidden_size % 32 or intermediate_size <= 0 or intermediate_size % 32:
             raise ValueError(f"{type(self).__name__}: hidden_size and intermediate_size must be positive multiples "
@@ -272,9 +273,11 @@ class _MoE(torch.nn.Module):
             expert_map = torch.full((num_experts,), -1, dtype=torch.int32)
             expert_map[torch.tensor(self.local_experts)] = torch.arange(len(self.local_experts), dtype=torch.int32)
             self.register_buffer("expert_map", expert_map)
+        self._init_experts(self._expert_specs(hidden_size, intermediate_size))
 
     def _init_experts(self, names_shapes_dtypes) -> None:
-        """Registers the experts' buffers ``(name, shape without E, dtype[, fill])``, then the prepacked weights, which
+        """Registers the experts' buffers (the subclass's ``_expert_specs``: ``(name, shape without E, dtype[,
+        fill])``), then the prepacked weights, which
         are built now and again after every load_state_dict."""
         e = len(self.local_experts)
         for name, shape, dtype, *fill in names_shapes_dtypes:
@@ -345,21 +348,16 @@ class MXFP4MoE(_MoE):
         bias: whether the experts have biases. router_dtype: the router's parameter dtype.
     """
 
-    def __init__(self, hidden_size: int, intermediate_size: int, num_experts: int, top_k: int, *,
-                 local_experts: Optional[List[int]] = None, activation: str = "swiglu_oai",
-                 swiglu_alpha: float = 1.702, swiglu_limit: float = 7.0, bias: bool = True,
-                 router_dtype: torch.dtype = torch.float32):
-        super().__init__(hidden_size, intermediate_size, num_experts, top_k, local_experts, activation, swiglu_alpha,
-                         swiglu_limit, bias, router_dtype)
-        h, i = hidden_size, intermediate_size
-        self._init_experts([
+    @staticmethod
+    def _expert_specs(h: int, i: int):
+        return [
             ("gate_up_proj_blocks", (2 * i, h // 32, 16), torch.uint8),
             ("gate_up_proj_scales", (2 * i, h // 32), torch.uint8),
             ("gate_up_proj_bias", (2 * i,), torch.float32),
             ("down_proj_blocks", (h, i // 32, 16), torch.uint8),
             ("down_proj_scales", (h, i // 32), torch.uint8),
             ("down_proj_bias", (h,), torch.float32),
-        ])
+        ]
 
     def prepare(self) -> None:
         """Prepacks the experts' weights (again after a load_state_dict)."""
@@ -402,22 +400,17 @@ class FP8MoE(_MoE):
     :class:`MXFP4MoE`. Build it with :meth:`from_float`, :meth:`from_gpt_oss` (MXFP4 experts requantized) or
     :meth:`from_safetensors`."""
 
-    def __init__(self, hidden_size: int, intermediate_size: int, num_experts: int, top_k: int, *,
-                 local_experts: Optional[List[int]] = None, activation: str = "swiglu_oai",
-                 swiglu_alpha: float = 1.702, swiglu_limit: float = 7.0, bias: bool = True,
-                 router_dtype: torch.dtype = torch.float32):
-        super().__init__(hidden_size, intermediate_size, num_experts, top_k, local_experts, activation, swiglu_alpha,
-                         swiglu_limit, bias, router_dtype)
-        h, i = hidden_size, intermediate_size
+    @staticmethod
+    def _expert_specs(h: int, i: int):
         cdiv = lambda a: -(-a // 128)
-        self._init_experts([
+        return [
             ("gate_up_proj", (2 * i, h), torch.float8_e4m3fn),
             ("gate_up_proj_scale", (cdiv(2 * i), cdiv(h)), torch.float32, 1.0),
             ("gate_up_proj_bias", (2 * i,), torch.float32),
             ("down_proj", (h, i), torch.float8_e4m3fn),
             ("down_proj_scale", (cdiv(h), cdiv(i)), torch.float32, 1.0),
             ("down_proj_bias", (h,), torch.float32),
-        ])
+        ]
 
     def prepare(self) -> None:
         """Prepacks the experts' weights (again after a load_state_dict)."""

@@ -78,7 +78,6 @@ def expected_and_bound(x, w13, s13, w2, s2, tw, ti, b13, b2, act, alpha, limit, 
     value = torch.zeros(tokens, h, dtype=torch.float64)
     err = torch.zeros(tokens, h, dtype=torch.float64)
     mag = torch.zeros(tokens, h, dtype=torch.float64)
-    inter = w2.shape[-1] * (2 if s2 is not None and w2.dtype != torch.float8_e4m3fn else 1)
     for e in sorted(set(local.reshape(-1).tolist()) - {-1}):
         t_idx, j_idx = (local == e).nonzero(as_tuple=True)
         wa = reference.moe_expert_weight_float64(w13, s13, e)
@@ -86,6 +85,7 @@ def expected_and_bound(x, w13, s13, w2, s2, tw, ti, b13, b2, act, alpha, limit, 
         g = xe @ wa.T + (b13[e].double() if b13 is not None else 0)
         e1 = 2 * (h + 4) * U * (xe.abs() @ wa.abs().T + (b13[e].double().abs() if b13 is not None else 0))
         del wa
+        inter = g.shape[1] // 2
         a = reference.moe_activation(g, act, alpha, limit)
         if act == "silu":
             gate, up, e_g, e_u = g[:, :inter], g[:, inter:], e1[:, :inter], e1[:, inter:]
