@@ -6,6 +6,9 @@
 #include <stdexcept>
 
 #include "cpu_isa.h"
+#ifdef MXKERNELS_WITH_CUDA
+#include "cuda/cuda_kernels.h"
+#endif
 
 namespace py = pybind11;
 namespace core = mxkernels::core;
@@ -53,4 +56,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_cpu_isa", [](const std::string& name) { core::set_cpu_isa(parse_isa_or_throw(name)); },
         py::arg("name"), "run the kernels at this level from now on (tests, benchmarks)");
   m.def("cpu_features", [] { return core::cpu_features_string(); }, "CPU features seen by CPUID");
+#ifdef MXKERNELS_WITH_CUDA
+  m.def("cuda_w4a16_kernel_name",
+        [](int64_t m_, int64_t n, int64_t k) { return std::string(core::cuda::mxfp4_gemm_w4a16_kernel_name(m_, n, k)); },
+        "Which CUDA W4A16 kernel and tile runs this shape on the current device");
+#endif
 }

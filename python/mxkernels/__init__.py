@@ -20,6 +20,12 @@ def build_info() -> dict:
     return dict(_C.build_info())
 
 
+def has_cuda_kernels() -> bool:
+    """Whether this build has the CUDA kernels (``MXKERNELS_CUDA=ON`` against a CUDA build of torch)."""
+    from ._build_info import CUDA
+    return CUDA
+
+
 def cpu_isa() -> str:
     """The CPU instruction-set level the kernels run at now ('scalar', 'avx2' or 'avx512')."""
     return _C.cpu_isa()
@@ -41,5 +47,5 @@ def set_cpu_isa(name: str) -> None:
 __all__ = [
     "quantize_mxfp4", "dequantize_mxfp4", "SCALE_MODES", "quantize_fp8", "quantize_fp8_per_tensor", "fp8_gemm", "fp8_gemm_w8a16", "prepack_fp8_weight", "mxfp4_gemm_w4a16", "mxfp4_gemm",
     "prepack_mxfp4_weight", "fused_moe", "topk_softmax", "nn", "reference", "build_info", "cpu_isa",
-    "supported_cpu_isas", "set_cpu_isa", "BUILT_WITH_TORCH", "__version__",
+    "supported_cpu_isas", "set_cpu_isa", "has_cuda_kernels", "BUILT_WITH_TORCH", "__version__",
 ]

@@ -6,20 +6,23 @@ its ``state_dict`` is a checkpoint in that format. A backend runs it. Each backe
 machine and whether it can run a given layer, and transforms the weights once after loading; the layer takes the
 first backend that fits, in this priority order:
 
-1. ``cpu_w4a16``: ``mxfp4_gemm_w4a16`` on prepacked weights; activations stay in their precision.
-2. ``cpu_w4a4``: activations quantized to MXFP4 on the fly (``quantize_mxfp4``), then ``mxfp4_gemm`` on the integer
+1. ``cuda_w4a16``: ``mxfp4_gemm_w4a16``'s CUDA kernels (tensor cores, codes decoded in registers) on the plain
+   weights, for a layer on a CUDA device; needs a build with ``MXKERNELS_CUDA=ON`` against a CUDA build of torch.
+2. ``cpu_w4a16``: ``mxfp4_gemm_w4a16`` on prepacked weights; activations stay in their precision.
+3. ``cpu_w4a4``: activations quantized to MXFP4 on the fly (``quantize_mxfp4``), then ``mxfp4_gemm`` on the integer
    dot-product units. Only for layers built with ``quantize_activations=True``: it changes the layer's numerics.
-3. ``reference``: pure PyTorch, dequantize then ``torch.nn.functional.linear``.
+4. ``reference``: pure PyTorch, dequantize then ``torch.nn.functional.linear``.
 
 ``MXKERNELS_MXFP4_BACKEND=<name>`` (or ``backend=<name>``) forces one; if it cannot run the layer, building the layer
-fails with the reasons. ``layer.backend_name`` and ``repr(layer)`` show the choice.
+fails with the reasons. ``layer.backend_name`` and ``repr(layer)`` show the choice. Moving the layer (``.to``,
+``.cuda()``) picks the backend again.
 """
 import os
 from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from . import ops, reference
+from . import _build_info, ops, reference
 
 ENV_BACKEND = "MXKERNELS_MXFP4_BACKEND"
 
@@ -48,6 +51,28 @@ def _cpu_reason(layer: "MXFP4Linear") -> Optional[str]:
     if layer.weight_packed.device.type != "cpu":
         return f"the weights are on {layer.weight_packed.device}, the kernels on the CPU"
     return None
+
+
+class CudaW4A16(MXFP4Backend):
+    name = "cuda_w4a16"
+
+    def unsupported_reason(self):
+        if not _build_info.CUDA:
+            return "mxkernels was built without CUDA kernels (build with MXKERNELS_CUDA=ON against a CUDA torch)"
+        return None
+
+    def cannot_run_reason(self, layer):
+        if layer.weight_packed.device.type != "cuda":
+            return f"the weights are on {layer.weight_packed.device}, the kernels on CUDA"
+        if layer.quantize_activations:
+            return "the layer quantizes its activations (quantize_activations=True); this backend keeps them"
+        return None
+
+    def prepare(self, layer):
+        layer._prepacked = None
+
+    def forward(self, layer, x):
+        return ops.mxfp4_gemm_w4a16(x, layer.weight_packed, layer.weight_scale, layer.bias)
 
 
 class CpuW4A16(MXFP4Backend):
@@ -95,7 +120,7 @@ class Reference(MXFP4Backend):
 
 
 #: The backends in priority order.
-BACKENDS: List[MXFP4Backend] = [CpuW4A16(), CpuW4A4(), Reference()]
+BACKENDS: List[MXFP4Backend] = [CudaW4A16(), CpuW4A16(), CpuW4A4(), Reference()]
 
 
 def backend_reasons(layer: "MXFP4Linear") -> Dict[str, Optional[str]]:
@@ -212,6 +237,12 @@ class MXFP4Linear(torch.nn.Module):
         """Picks the backend and lets it transform the weights (again after a load_state_dict)."""
         self._backend = select_backend(self, self._requested_backend)
         self._backend.prepare(self)
+
+    def _apply(self, fn, *args, **kwargs):
+        # After a move (.to, .cuda, .cpu) the weights may sit where another backend runs.
+        module = super()._apply(fn, *args, **kwargs)
+        self.prepare()
+        return module
 
     @property
     def backend_name(self) -> str:

@@ -142,6 +142,10 @@ def mxfp4_gemm_w4a16(
     Returns:
         ``[..., N]`` in x's dtype, contiguous. Products are summed in float32 per block of 32, each block sum
         multiplied by its scale and added to a float32 total (docs/formats.md).
+
+    On CUDA (a build with ``MXKERNELS_CUDA=ON``) the tensor cores sum each block: bfloat16 / float16 x as it is,
+    float32 x split into three bfloat16 parts; w_q must be the plain ``[N, K/2]`` codes (a prepacked blob is a CPU
+    layout) and every tensor on the same device.
     """
     return torch.ops.mxkernels.mxfp4_gemm_w4a16(x, w_q, w_scales, bias)
 

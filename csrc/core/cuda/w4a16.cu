@@ -1,0 +1,27 @@
+#include "cuda/w4a16_internal.h"
+#include "cuda/w4a16_kernels.cuh"
+
+namespace mxkernels::core::cuda {
+
+cudaError_t mxfp4_gemm_w4a16(const W4A16Problem& p, cudaStream_t stream) {
+  if (p.m == 0 || p.n == 0) return cudaSuccess;
+  if (p.k % 32 != 0 || p.k == 0) return cudaErrorInvalidValue;
+  if (p.x_type == FloatType::bf16 && p.out_type == FloatType::bf16) return w4a16_bf16_to_bf16(p, stream);
+  if (p.x_type == FloatType::bf16 && p.out_type == FloatType::f32) return w4a16_bf16_to_f32(p, stream);
+  if (p.x_type == FloatType::f16 && p.out_type == FloatType::f16) return w4a16_f16_to_f16(p, stream);
+  return cudaErrorInvalidValue;
+}
+
+const char* mxfp4_gemm_w4a16_kernel_name(int64_t m, int64_t n, int64_t k) {
+  DeviceInfo info;
+  if (device_info(&info) != cudaSuccess) return "unknown (no CUDA device)";
+  if (m <= kW4A16SkinnyMaxM) {
+    const bool eight = choose_skinny_warps(n, info.sms) == 8;
+    if (m <= 8) return eight ? "skinny 16 columns x 8 rows, 8 warps over K" : "skinny 16 columns x 8 rows, 4 warps over K";
+    return eight ? "skinny 16 columns x 16 rows, 8 warps over K" : "skinny 16 columns x 16 rows, 4 warps over K";
+  }
+  static const char* kNames[5] = {"tiled 128x64", "tiled 128x48", "tiled 64x64", "tiled 64x48", "tiled 32x64"};
+  return kNames[choose_tile(m, n, info.sms).index];
+}
+
+}  // namespace mxkernels::core::cuda

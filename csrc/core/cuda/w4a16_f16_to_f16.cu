@@ -1,0 +1,6 @@
+#include "cuda/w4a16_internal.h"
+#include "cuda/w4a16_kernels.cuh"
+
+namespace mxkernels::core::cuda {
+cudaError_t w4a16_f16_to_f16(const W4A16Problem& p, cudaStream_t stream) { return launch_w4a16_typed<__half, __half>(p, stream); }
+}  // namespace mxkernels::core::cuda

@@ -1,0 +1,78 @@
+// mxfp4_gemm_w4a16 on CUDA: the check function of the CPU and Meta kernels, then the tensor-core kernels of
+// csrc/core/cuda. bfloat16 and float16 activations are the MMA operands as they are; float32 activations are split
+// exactly-enough into three bfloat16 parts (hi + mid + lo carry all 24 bits of the significand) whose float32
+// products are summed, so they keep float32 accuracy.
+#include <c10/cuda/CUDAStream.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/sub.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include "core/cuda/cuda_kernels.h"
+#include "ops/common/tensor_checks.h"
+#include "ops/cuda/cuda_common.h"
+#include "ops/mxfp4/check.h"
+
+namespace mxkernels::ops {
+namespace {
+
+constexpr const char* kOp = "mxkernels.mxfp4_gemm_w4a16";
+
+void run_w4a16(const at::Tensor& x_rows, const at::Tensor& w, const at::Tensor& s, const at::Tensor& bias32,
+               const at::Tensor& out_rows) {
+  core::cuda::W4A16Problem p;
+  p.m = x_rows.size(0);
+  p.n = w.size(0);
+  p.k = x_rows.size(1);
+  p.x = x_rows.const_data_ptr();
+  p.ldx = x_rows.stride(0);
+  p.x_type = core_float_type(x_rows.scalar_type());
+  p.w = w.const_data_ptr<uint8_t>();
+  p.ldw = w.stride(0);
+  p.w_scales = s.const_data_ptr<uint8_t>();
+  p.ldw_scales = s.stride(0);
+  p.bias = bias32.defined() ? bias32.const_data_ptr<float>() : nullptr;
+  p.out = out_rows.mutable_data_ptr();
+  p.ldo = out_rows.stride(0);
+  p.out_type = core_float_type(out_rows.scalar_type());
+  cuda_ops::check_launch(core::cuda::mxfp4_gemm_w4a16(p, c10::cuda::getCurrentCUDAStream()), kOp);
+}
+
+at::Tensor mxfp4_gemm_w4a16_cuda(const at::Tensor& x, const at::Tensor& w_q, const std::optional<at::Tensor>& w_scales,
+                                 const std::optional<at::Tensor>& bias) {
+  const Mxfp4GemmPlan plan = check_mxfp4_gemm_w4a16(x, w_q, w_scales, bias);
+  TORCH_CHECK(!plan.w_prepacked, kOp,
+              ": w_q is a prepack_mxfp4_weight blob, a CPU layout; on CUDA pass the plain w_q [N, K/2] with w_scales "
+              "[N, K/32]");
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor out = empty_mxfp4_gemm_output(x, plan);
+  const int64_t k = x.size(-1), n = w_q.size(0);
+  if (out.numel() == 0) return out;
+  const at::Tensor w = cuda_ops::aligned_rows(w_q.view(at::kByte), k / 2, 16);
+  const at::Tensor s = w_scales->view(at::kByte);
+  const at::Tensor bias32 = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+  const at::Tensor out_rows = out.view({-1, n});
+  if (x.scalar_type() != at::kFloat) {
+    run_w4a16(cuda_ops::aligned_rows(x, k, 16), w, s, bias32, out_rows);
+    return out;
+  }
+  const at::Tensor x32 = x.reshape({-1, k});
+  const at::Tensor hi = x32.to(at::kBFloat16);
+  // An infinite x leaves no residual (inf - inf would be NaN); hi carries it.
+  const at::Tensor r1 = at::sub(x32, hi.to(at::kFloat)).nan_to_num_(0.0, 0.0, 0.0);
+  const at::Tensor mid = r1.to(at::kBFloat16);
+  const at::Tensor lo = at::sub(r1, mid.to(at::kFloat)).to(at::kBFloat16);
+  run_w4a16(hi, w, s, bias32, out_rows);
+  at::Tensor part = at::empty_like(out_rows);
+  run_w4a16(mid, w, s, at::Tensor(), part);
+  out_rows.add_(part);
+  run_w4a16(lo, w, s, at::Tensor(), part);
+  out_rows.add_(part);
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(mxkernels, CUDA, m) { m.impl("mxfp4_gemm_w4a16", &mxfp4_gemm_w4a16_cuda); }
+
+}  // namespace mxkernels::ops

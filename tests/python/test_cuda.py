@@ -1,0 +1,350 @@
+"""The CUDA kernels: quantizers and dequantizer bit for bit against the CPU kernels, W4A16 against float64, opcheck,
+torch.compile, errors. Skipped where there is no CUDA device or the build has no CUDA kernels (tests/gpu/run.sh
+runs them on the device machine)."""
+import pytest
+import torch
+
+import mxkernels
+from mxkernels import nn, ops, reference
+
+from opchecks import opcheck
+
+pytestmark = pytest.mark.skipif(
+    not (torch.cuda.is_available() and mxkernels.has_cuda_kernels()),
+    reason="needs a CUDA device and a build with MXKERNELS_CUDA=ON against a CUDA torch")
+
+DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+MODES = ("floor", "ceil", "even", "rceil")
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def wide_values(shape, dtype, seed):
+    """Normal values times powers of two over the dtype's range, made on the CPU (the same on every machine)."""
+    g = gen(seed)
+    lo, hi = {torch.float32: (-140, 120), torch.bfloat16: (-135, 120), torch.float16: (-26, 13)}[dtype]
+    x = torch.randn(shape, generator=g) * torch.exp2(torch.randint(lo, hi, shape, generator=g).float())
+    return x.to(dtype)
+
+
+def edge_values(dtype):
+    """Zeros, E2M1 ties and saturation at several scales, subnormals, NaN, Inf; 32-value blocks mixing them."""
+    ties = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 6.0, 7.0, 0.5, 1.0, 1.5, 3.0, 4.0, 0.0, -0.0])
+    blocks = [torch.cat([ties, -ties]) * s for s in (1.0, 2.0 ** -10, 2.0 ** 10, 0.75, 1.75, 2.0 ** -126)]
+    tiny = torch.finfo(dtype).tiny
+    blocks.append(torch.full((32,), tiny) * torch.arange(32) / 8)  # subnormals
+    blocks.append(torch.zeros(32))
+    specials = torch.randn(32, generator=gen(1))
+    for i, v in enumerate((float("nan"), float("inf"), float("-inf"))):
+        b = specials.clone()
+        b[7 * i + 3] = v
+        blocks.append(b)
+    big = torch.full((32,), torch.finfo(dtype).max)
+    big[::2] *= -1
+    blocks.append(big)
+    return torch.stack(blocks).to(dtype)
+
+
+def bits(t):
+    return t.contiguous().view(torch.uint8) if t.element_size() == 1 else t.contiguous().view(torch.int16 if t.element_size() == 2 else torch.int32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_quantize_mxfp4_bit_exact_with_cpu(dtype):
+    # 1600 x 2112 = 3.4 million fresh values per dtype, 10.1 million over the three, each quantized in every mode.
+    x_cpu = wide_values((1600, 2112), dtype, 7)
+    edges = edge_values(dtype)
+    x_gpu, e_gpu = x_cpu.cuda(), edges.cuda()
+    for mode in MODES:
+        for xc, xg in ((x_cpu, x_gpu), (edges, e_gpu)):
+            qc, sc = ops.quantize_mxfp4(xc, mode)
+            qg, sg = ops.quantize_mxfp4(xg, mode)
+            assert qg.dtype == qc.dtype and sg.dtype == sc.dtype and qg.shape == qc.shape and sg.shape == sc.shape
+            assert torch.equal(bits(qg.cpu()), bits(qc)), (dtype, mode)
+            assert torch.equal(bits(sg.cpu()), bits(sc)), (dtype, mode)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_quantize_mxfp4_strided_and_out(dtype):
+    base = wide_values((6, 40, 256), dtype, 3)
+    x_cpu = base[:, ::3, 64:192]  # leading strides, rows not adjacent
+    x_gpu = base.cuda()[:, ::3, 64:192]
+    qc, sc = ops.quantize_mxfp4(x_cpu, "even")
+    qg, sg = ops.quantize_mxfp4(x_gpu, "even")
+    assert torch.equal(bits(qg.cpu()), bits(qc)) and torch.equal(bits(sg.cpu()), bits(sc))
+    # _out into uint8 buffers, one of them starting off a 4-byte boundary.
+    storage = torch.zeros(qc.numel() + 1, dtype=torch.uint8, device="cuda")
+    q_out = storage[1:].view(qc.shape)
+    s_out = torch.zeros(sc.shape, dtype=torch.uint8, device="cuda")
+    torch.ops.mxkernels.quantize_mxfp4_out(x_gpu, q_out, s_out, "even")
+    assert torch.equal(q_out.cpu(), bits(qc)) and torch.equal(s_out.cpu(), bits(sc))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dequantize_mxfp4_exact(dtype):
+    g = gen(11)
+    q = torch.randint(0, 256, (512, 1024), dtype=torch.uint8, generator=g)
+    s = torch.randint(0, 256, (512, 64), dtype=torch.uint8, generator=g)
+    s[0] = torch.arange(64, dtype=torch.uint8)  # the extreme scales, NaN (255) included
+    s[1] = torch.arange(192, 256, dtype=torch.uint8)
+    want = ops.dequantize_mxfp4(q, s, dtype)
+    got = ops.dequantize_mxfp4(q.cuda(), s.cuda(), dtype)
+    assert torch.equal(bits(got.cpu()), bits(want))
+    # Strided codes and scales, and the float4 / e8m0 dtypes.
+    qs, ss = q.cuda()[::2, :256], s.cuda()[::2, :16]
+    got = ops.dequantize_mxfp4(qs.view(torch.float4_e2m1fn_x2), ss.view(torch.float8_e8m0fnu), dtype)
+    assert torch.equal(bits(got.cpu()), bits(ops.dequantize_mxfp4(q[::2, :256], s[::2, :16], dtype)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("group_size", [128, 32, 7168])
+def test_quantize_fp8_bit_exact_with_cpu(dtype, group_size):
+    x = wide_values((512, 7168), dtype, 5)
+    x[3, 10] = float("nan")
+    x[4, 200] = float("inf")
+    x[5, 300] = float("-inf")
+    x[6, :] = 0
+    x[7, 130] = -float("nan")
+    for ue8m0 in (False, True):
+        qc, sc = ops.quantize_fp8(x, group_size, scale_ue8m0=ue8m0)
+        qg, sg = ops.quantize_fp8(x.cuda(), group_size, scale_ue8m0=ue8m0)
+        assert torch.equal(bits(qg.cpu()), bits(qc)), (dtype, group_size, ue8m0)
+        assert torch.equal(bits(sg.cpu()), bits(sc)), (dtype, group_size, ue8m0)
+    q_out = torch.empty(x.shape, dtype=torch.uint8, device="cuda")
+    s_out = torch.empty(sc.shape, dtype=torch.float32, device="cuda")
+    torch.ops.mxkernels.quantize_fp8_out(x.cuda()[:, :], q_out, s_out, group_size, 1e-10, True)
+    assert torch.equal(q_out.cpu(), bits(qc)) and torch.equal(bits(s_out.cpu()), bits(sc))
+
+
+# ---- W4A16 ---------------------------------------------------------------------------------------------------
+
+def random_weight(n, k, seed, scale_range=(118, 130)):
+    g = gen(seed)
+    q = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8, generator=g)
+    s = torch.randint(*scale_range, (n, k // 32), dtype=torch.uint8, generator=g)
+    return q, s
+
+
+def float64_reference(x, q, s, bias):
+    w = ops.dequantize_mxfp4(q.cpu(), s.cpu(), torch.float32).double().cuda()
+    x64 = x.double().reshape(-1, x.shape[-1])
+    ref = x64 @ w.T
+    mag = x64.abs() @ w.abs().T
+    if bias is not None:
+        ref = ref + bias.double()
+        mag = mag + bias.double().abs()
+    return ref, mag
+
+
+def check_w4a16(out, x, q, s, bias):
+    """Within the bound of float32 block sums (32 products, then K/32 block totals, 2^-22 each for the tensor cores'
+    truncating adds) plus the rounding of the output to its dtype."""
+    k = x.shape[-1]
+    ref, mag = float64_reference(x, q, s, bias)
+    got = out.double().reshape(ref.shape)
+    out_eps = {torch.float32: 2.0 ** -24, torch.bfloat16: 2.0 ** -8, torch.float16: 2.0 ** -11}[out.dtype]
+    tiny = {torch.float32: 1e-38, torch.bfloat16: 1e-38, torch.float16: 2.0 ** -24}[out.dtype]
+    bound = (32 + k // 32 + 2) * 2.0 ** -22 * mag + out_eps * ref.abs() + tiny
+    err = (got - ref).abs()
+    finite = torch.isfinite(ref)
+    assert torch.all(err[finite] <= bound[finite]), f"max excess {(err - bound)[finite].max().item()}"
+    return (err / ref.abs().clamp_min(1e-30))[finite].median().item()
+
+
+@pytest.mark.parametrize("m", [1, 7, 16, 128, 1024])
+@pytest.mark.parametrize("n", [5760, 2880])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_w4a16_against_float64(m, n, dtype):
+    k = 2880
+    q, s = random_weight(n, k, m + n)
+    x = torch.randn(m, k, generator=gen(m), dtype=torch.float32).to(dtype).cuda()
+    bias = torch.randn(n, generator=gen(n)).cuda()
+    qg, sg = q.cuda(), s.cuda()
+    out = ops.mxfp4_gemm_w4a16(x, qg, sg, bias)
+    assert out.dtype == dtype and out.shape == (m, n)
+    check_w4a16(out, x, q, s, bias)
+    # 3-D input, float4 / e8m0 dtypes, no bias.
+    x3 = x.reshape(1, m, k).expand(2, m, k)
+    out3 = ops.mxfp4_gemm_w4a16(x3, qg.view(torch.float4_e2m1fn_x2), sg.view(torch.float8_e8m0fnu))
+    assert out3.shape == (2, m, n)
+    check_w4a16(out3, x3, q, s, None)
+
+
+@pytest.mark.parametrize("m", [1, 9, 33, 200])
+def test_w4a16_float32_activations(m):
+    n, k = 300, 640
+    q, s = random_weight(n, k, 3)
+    x = torch.randn(m, k, generator=gen(4)).cuda()
+    out = ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda())
+    assert out.dtype == torch.float32
+    check_w4a16(out, x, q, s, None)
+
+
+@pytest.mark.parametrize("m", [1, 12, 40])
+def test_w4a16_edge_scales_and_odd_shapes(m):
+    # N not a multiple of any tile, K one block past a stage, every code, scales 0 / 1 / 127 / 254 and NaN.
+    n, k = 37, 96
+    q, s = random_weight(n, k, 5, scale_range=(100, 140))
+    s[0, :] = 0
+    s[1, :] = 1
+    s[2, :] = 254
+    s[3, 1] = 255
+    x = torch.randn(m, k, generator=gen(6)).to(torch.bfloat16).cuda()
+    out = ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda())
+    assert torch.isnan(out[:, 3]).all()
+    keep = [j for j in range(n) if j not in (2, 3)]
+    check_w4a16(out[:, keep], x, q[keep], s[keep], None)
+    # Scale 254: block values of 2^127 times the block sum pass float32's range, as they do on the CPU; where the
+    # total stays finite it is within the bound.
+    col = out[:, 2:3]
+    finite = torch.isfinite(col.float()).squeeze(1)
+    assert finite.sum() < m  # most rows overflow with these sums
+    if finite.any():
+        check_w4a16(col[finite], x[finite], q[2:3], s[2:3], None)
+
+
+def test_w4a16_strided_inputs():
+    n, k, m = 96, 256, 24
+    q, s = random_weight(n, 2 * k, 8)
+    x = torch.randn(3, m, 2 * k, generator=gen(9)).to(torch.bfloat16).cuda()
+    xs = x[:, ::2, :k]  # leading strides and rows longer than K
+    qs, ss = q.cuda()[:, : k // 2], s.cuda()[:, : k // 32]  # weight rows longer than K/2
+    out = ops.mxfp4_gemm_w4a16(xs, qs, ss)
+    check_w4a16(out, xs, q[:, : k // 2], s[:, : k // 32], None)
+
+
+def test_w4a16_empty():
+    q, s = random_weight(64, 64, 1)
+    assert ops.mxfp4_gemm_w4a16(torch.empty(0, 64, device="cuda", dtype=torch.bfloat16), q.cuda(), s.cuda()).shape == (0, 64)
+
+
+def test_current_stream_is_used():
+    # The input is finished on a side stream after a long sleep; an op that ignored the current stream would read it
+    # before the last write.
+    x = wide_values((256, 4096), torch.bfloat16, 12)
+    q, s = random_weight(512, 4096, 13)
+    qg, sg = q.cuda(), s.cuda()
+    side = torch.cuda.Stream()
+    xg = torch.zeros_like(x, device="cuda")
+    torch.cuda.synchronize()
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(50_000_000)
+        xg.copy_(x.cuda(non_blocking=True))
+        qm, sm = ops.quantize_mxfp4(xg, "rceil")
+        out = ops.mxfp4_gemm_w4a16(xg[:3], qg, sg)
+    side.synchronize()
+    qc, sc = ops.quantize_mxfp4(x, "rceil")
+    assert torch.equal(bits(qm.cpu()), bits(qc)) and torch.equal(bits(sm.cpu()), bits(sc))
+    check_w4a16(out, xg[:3], q, s, None)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_second_device():
+    x = wide_values((64, 256), torch.bfloat16, 14)
+    with torch.cuda.device(0):
+        q, s = ops.quantize_mxfp4(x.to("cuda:1"))
+    assert q.device == torch.device("cuda:1")
+    qc, sc = ops.quantize_mxfp4(x)
+    assert torch.equal(bits(q.cpu()), bits(qc)) and torch.equal(bits(s.cpu()), bits(sc))
+
+
+# ---- opcheck, compile, errors, the layer --------------------------------------------------------------------
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_opcheck(contiguous):
+    x = wide_values((8, 64, 128), torch.bfloat16, 15).cuda()
+    if not contiguous:
+        x = x[:, ::2]
+    opcheck(torch.ops.mxkernels.quantize_mxfp4.default, (x, "floor"))
+    opcheck(torch.ops.mxkernels.quantize_fp8.default, (x, 64, 1e-10, True))
+    q, s = ops.quantize_mxfp4(x)
+    qd, sd = q.view(torch.uint8), s.view(torch.uint8)
+    if not contiguous:
+        qd, sd = qd.transpose(0, 1), sd.transpose(0, 1)
+    opcheck(torch.ops.mxkernels.dequantize_mxfp4.default, (qd, sd, torch.bfloat16))
+    wq, ws = random_weight(48, 128, 16)
+    wq, ws = wq.cuda(), ws.cuda()
+    if not contiguous:
+        wq, ws = wq[::2], ws[::2]
+    for xm in (x[:, :3], x):  # the skinny and the tiled kernel
+        opcheck(torch.ops.mxkernels.mxfp4_gemm_w4a16.default, (xm, wq, ws, None))
+    opcheck(torch.ops.mxkernels.mxfp4_gemm_w4a16.default,
+            (x.float(), wq.view(torch.float4_e2m1fn_x2), ws.view(torch.float8_e8m0fnu), torch.randn(wq.shape[0], device="cuda")))
+    q_out = torch.empty(q.shape, dtype=torch.uint8, device="cuda")
+    s_out = torch.empty(s.shape, dtype=torch.uint8, device="cuda")
+    opcheck(torch.ops.mxkernels.quantize_mxfp4_out.default, (x, q_out, s_out, "rceil"))
+
+
+def test_torch_compile_dynamic_no_recompile():
+    torch._dynamo.reset()
+    wq, ws = random_weight(96, 256, 17)
+    wq, ws = wq.cuda(), ws.cuda()
+
+    def f(x):
+        q, s = mxkernels.quantize_mxfp4(x, "rceil")
+        xq = mxkernels.dequantize_mxfp4(q, s, torch.bfloat16)
+        f8, f8s = mxkernels.quantize_fp8(x, 128)
+        return mxkernels.mxfp4_gemm_w4a16(xq, wq, ws) * 2, f8.view(torch.uint8), f8s
+
+    compiled = torch.compile(f, dynamic=True, fullgraph=True)
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    for rows in [3, 17, 64, 300]:
+        x = wide_values((rows, 256), torch.bfloat16, rows).cuda()
+        got = compiled(x)
+        want = f(x)
+        for a, b in zip(got, want):
+            assert torch.equal(bits(a), bits(b))
+    assert counters["stats"]["unique_graphs"] == 1
+    assert counters["aot_autograd"]["total"] == 1
+
+
+MIXED_DEVICE_CASES = [
+    (lambda: ops.mxfp4_gemm_w4a16(torch.zeros(2, 64, device="cuda", dtype=torch.bfloat16),
+                                  torch.zeros(8, 32, dtype=torch.uint8), torch.zeros(8, 2, dtype=torch.uint8)),
+     "mxkernels.mxfp4_gemm_w4a16: all tensors must be on one device, got x on cuda:0 and w_q on cpu"),
+    (lambda: ops.mxfp4_gemm_w4a16(torch.zeros(2, 64, device="cuda", dtype=torch.bfloat16),
+                                  torch.zeros(8, 32, dtype=torch.uint8, device="cuda"), torch.zeros(8, 2, dtype=torch.uint8)),
+     "mxkernels.mxfp4_gemm_w4a16: all tensors must be on one device, got x on cuda:0 and w_scales on cpu"),
+    (lambda: ops.mxfp4_gemm_w4a16(torch.zeros(2, 64, device="cuda", dtype=torch.bfloat16),
+                                  torch.zeros(8, 32, dtype=torch.uint8, device="cuda"),
+                                  torch.zeros(8, 2, dtype=torch.uint8, device="cuda"), torch.zeros(8)),
+     "mxkernels.mxfp4_gemm_w4a16: all tensors must be on one device, got x on cuda:0 and bias on cpu"),
+    (lambda: ops.dequantize_mxfp4(torch.zeros(4, 16, dtype=torch.uint8, device="cuda"), torch.zeros(4, 1, dtype=torch.uint8)),
+     "mxkernels.dequantize_mxfp4: all tensors must be on one device, got q on cuda:0 and scales on cpu"),
+    (lambda: torch.ops.mxkernels.quantize_mxfp4_out(torch.zeros(4, 32, device="cuda"), torch.zeros(4, 16, dtype=torch.uint8),
+                                                    torch.zeros(4, 1, dtype=torch.uint8, device="cuda")),
+     "mxkernels.quantize_mxfp4_out: all tensors must be on one device, got x on cuda:0 and q on cpu"),
+    (lambda: torch.ops.mxkernels.quantize_fp8_out(torch.zeros(4, 128, device="cuda"), torch.zeros(4, 128, dtype=torch.uint8),
+                                                  torch.zeros(4, 1, device="cuda")),
+     "mxkernels.quantize_fp8_out: all tensors must be on one device, got x on cuda:0 and q on cpu"),
+    (lambda: ops.mxfp4_gemm_w4a16(torch.zeros(2, 64, device="cuda"),
+                                  ops.prepack_mxfp4_weight(torch.zeros(8, 32, dtype=torch.uint8),
+                                                           torch.zeros(8, 2, dtype=torch.uint8)).cuda(), None),
+     "mxkernels.mxfp4_gemm_w4a16: w_q is a prepack_mxfp4_weight blob, a CPU layout"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(MIXED_DEVICE_CASES)))
+def test_errors(case):
+    call, message = MIXED_DEVICE_CASES[case]
+    with pytest.raises(RuntimeError) as e:
+        call()
+    assert str(e.value).splitlines()[0].startswith(message), str(e.value)
+
+
+def test_mxfp4_linear_cuda_backend():
+    linear = torch.nn.Linear(256, 96).to(torch.bfloat16)
+    layer = nn.MXFP4Linear.from_float(linear)
+    assert layer.backend_name == "cpu_w4a16"
+    layer = layer.cuda()
+    assert layer.backend_name == "cuda_w4a16" and "cuda_w4a16" in repr(layer)
+    x = torch.randn(5, 256, generator=gen(18)).to(torch.bfloat16).cuda()
+    want = ops.mxfp4_gemm_w4a16(x, layer.weight_packed, layer.weight_scale, layer.bias)
+    assert torch.equal(layer(x), want)
+    assert layer.cpu().backend_name == "cpu_w4a16"
+    with pytest.raises(RuntimeError, match="cuda_w4a16.*weights are on cpu"):
+        nn.MXFP4Linear.from_float(linear, backend="cuda_w4a16")
