@@ -205,6 +205,15 @@ def test_w4a16_edge_scales_and_odd_shapes(m):
         check_w4a16(col[finite], x[finite], q[2:3], s[2:3], None)
 
 
+@pytest.mark.parametrize("m", [9, 16])
+def test_w4a16_skinny_rows_too_long_for_shared_memory(m):
+    # m rows of K=4096 bf16 pass the skinny kernel's 100 KiB staging limit: the warps read them from global memory.
+    n, k = 80, 4096
+    q, s = random_weight(n, k, 19)
+    x = torch.randn(m, k, generator=gen(20)).to(torch.bfloat16).cuda()
+    check_w4a16(ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda()), x, q, s, None)
+
+
 def test_w4a16_strided_inputs():
     n, k, m = 96, 256, 24
     q, s = random_weight(n, 2 * k, 8)
@@ -268,7 +277,7 @@ def test_opcheck(contiguous):
     wq, ws = wq.cuda(), ws.cuda()
     if not contiguous:
         wq, ws = wq[::2], ws[::2]
-    for xm in (x[:, :3], x):  # the skinny and the tiled kernel
+    for xm in (x[:1, :3], x):  # 3 rows: the skinny kernel; 8 x 64 (or 8 x 32) rows: the tiled one
         opcheck(torch.ops.mxkernels.mxfp4_gemm_w4a16.default, (xm, wq, ws, None))
     opcheck(torch.ops.mxkernels.mxfp4_gemm_w4a16.default,
             (x.float(), wq.view(torch.float4_e2m1fn_x2), ws.view(torch.float8_e8m0fnu), torch.randn(wq.shape[0], device="cuda")))

@@ -102,7 +102,7 @@ __device__ __forceinline__ uint32_t e2m1_code(uint32_t bits, float multiplier) {
   return (v < 1.0f ? halves : normal) | ((bits >> 28) & 8u);
 }
 
-// Eight consecutive values of row `row` at chunk c as float32 bits.
+// Eight consecutive values from x[offset] on, as float32 bits.
 template <FloatType T>
 __device__ __forceinline__ void load8(const void* x, int64_t offset, uint32_t v[8]) {
   if constexpr (T == FloatType::f32) {

@@ -1,7 +1,7 @@
 // mxfp4_gemm_w4a16 on CUDA: the check function of the CPU and Meta kernels, then the tensor-core kernels of
 // csrc/core/cuda. bfloat16 and float16 activations are the MMA operands as they are; float32 activations are split
-// exactly-enough into three bfloat16 parts (hi + mid + lo carry all 24 bits of the significand) whose float32
-// products are summed, so they keep float32 accuracy.
+// into three bfloat16 parts (hi + mid + lo carry the 24-bit significand, up to one float32 rounding) whose GEMMs are
+// added in float32, so they keep float32 accuracy.
 #include <c10/cuda/CUDAStream.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/sub.h>
