@@ -158,9 +158,9 @@ void check_w4a16(std::mt19937& rng) {
           ref += xv * wv;
           mag += std::fabs(xv * wv);
         }
-        // float32 block sums and totals: (32 + k/32 + 1) roundings of 2^-23 relative to the magnitude, doubled for
-        // the tensor cores' truncating adds.
-        ok = ok && std::fabs(double(out[size_t(i * n + j)]) - ref) <= 2.0 * (32 + k / 32 + 1) * 0x1p-23 * mag;
+        // float32 sums of spans of up to 128 products, then up to k/32 span or block totals: (128 + k/32 + 1)
+        // roundings of 2^-23 relative to the magnitude, doubled for the tensor cores' truncating adds.
+        ok = ok && std::fabs(double(out[size_t(i * n + j)]) - ref) <= 2.0 * (128 + k / 32 + 1) * 0x1p-23 * mag;
       }
     }
     expect(ok, "mxfp4_gemm_w4a16 within the float32 bound");

@@ -38,4 +38,12 @@ if [ "${MXKERNELS_GPU_PROFILE:-0}" = 1 ]; then
   cuobjdump -sass "$BUILD"/CMakeFiles/mxkernels_core_cuda.dir/csrc/core/cuda/w4a16_bf16_to_bf16.cu.o >"$OUT/sass.txt" 2>&1
 fi
 python3 bench/bench_cuda.py "$@" 2>&1 | grep -v "^W1" | tee "$OUT/bench_cuda.log"
+# The kernel variants side by side, torch-free (tests/gpu/tune_cuda.cu): the bf16 quantizer checked against the
+# float32 kernel on 235 million values, the floors (a plain stream of the weight bytes, mma.sync's rate) and the
+# W4A16 shapes and splits.
+nvcc -std=c++17 -O3 -arch=sm_90 -Icsrc/core -Icsrc -I"$(dirname "$(dirname "$(command -v nvcc)")")/include/cccl" \
+  --expt-relaxed-constexpr tests/gpu/tune_cuda.cu csrc/core/cuda/quantize.cu -o /tmp/tune_cuda >"$OUT/tune_build.log" 2>&1 \
+  && /tmp/tune_cuda quick >"$OUT/tune_cuda.log" 2>&1 || { echo "tune_cuda failed"; tail -5 "$OUT/tune_cuda.log"; rc=1; }
+grep -q "differ from the f32 kernel" "$OUT/tune_cuda.log" && ! grep "differ from the f32 kernel" "$OUT/tune_cuda.log" | grep -vq " 0 bytes differ" \
+  || { echo "bf16 quantizer differs from the float32 kernel"; rc=1; }
 exit $rc

@@ -13,7 +13,7 @@
 namespace mxkernels::core::cuda {
 
 // x: rows of k values (k a multiple of 32, rows x_row_stride elements apart, 16-byte aligned); q: rows of k/2
-// bytes (8-byte aligned), scales: rows of k/32 bytes, both contiguous.
+// bytes (16-byte aligned), scales: rows of k/32 bytes, both contiguous.
 cudaError_t quantize_mxfp4(const void* x, FloatType x_type, int64_t rows, int64_t k, int64_t x_row_stride,
                            ScaleMode mode, uint8_t* q, uint8_t* scales, cudaStream_t stream);
 
@@ -29,8 +29,9 @@ cudaError_t quantize_fp8_groups(const void* x, FloatType x_type, int64_t rows, i
                                 cudaStream_t stream);
 
 // out[m][n] = sum over k of x[m][k] * w[n][k] (+ bias[n]), with w MXFP4: codes [n][k/2] and E8M0 scales [n][k/32].
-// The tensor cores sum each 32-value block of products in float32, the block's sum is multiplied by its scale in
-// float32 and added to the column's float32 total.
+// The tensor cores sum spans of 128 products in float32 (the blocks' scales folded into the decoded codes where that
+// is exact, else block by block), each span's sum is multiplied by its scale in float32 and added to the column's
+// float32 total (docs/formats.md).
 struct W4A16Problem {
   int64_t m = 0, n = 0, k = 0;  // k a multiple of 32
   const void* x = nullptr;      // [m][k] bfloat16 or float16, rows ldx elements apart, 16-byte aligned
@@ -46,13 +47,14 @@ struct W4A16Problem {
   FloatType out_type = FloatType::bf16;
 };
 
-// M up to this runs the skinny kernel (weights streamed once, no shared-memory staging); above it the tiled one.
+// M up to this runs the skinny kernel (16 columns per block, K split over its warps); above it the wide one (tiles
+// of 64 rows and 64 columns).
 constexpr int64_t kW4A16SkinnyMaxM = 16;
 
 cudaError_t mxfp4_gemm_w4a16(const W4A16Problem& p, cudaStream_t stream);
 
 // Which kernel and tile mxfp4_gemm_w4a16 would run for this shape on the current device ("skinny ..." or
-// "tiled BMxBN"), for benchmarks and tests.
+// "wide 64x64..."), for benchmarks and tests.
 const char* mxfp4_gemm_w4a16_kernel_name(int64_t m, int64_t n, int64_t k);
 
 }  // namespace mxkernels::core::cuda

@@ -80,26 +80,45 @@ struct E2m1Decode<__nv_bfloat16> {
   using Pair = __nv_bfloat162;
   static constexpr int kShift = 6;              // magnitude bits 12..14 to 6..8: the bf16 exponent's low bits
   static constexpr uint16_t kRescale = 0x7E80;  // 2^126
+  static constexpr int kMantissaBits = 7;
+  static constexpr int kMinFoldShift = -60;  // see fold_factor
 };
 template <>
 struct E2m1Decode<__half> {
   using Pair = __half2;
   static constexpr int kShift = 3;              // to 9..11: the fp16 exponent's low bits
   static constexpr uint16_t kRescale = 0x7400;  // 2^14
+  static constexpr int kMantissaBits = 10;
+  static constexpr int kMinFoldShift = -13;
 };
 
+// kRescale * 2^shift as a pair of 16-bit floats, for decode_e2m1x8_times: the decoded values are 2^shift times
+// the codes' values, for shift in [kMinFoldShift, 0], where they are normal numbers of T (and, in bf16, their
+// products with activations above 2^-66 are normal float32), so exact.
 template <typename T>
-__device__ __forceinline__ void decode_e2m1x8(uint32_t q, uint32_t pair[4]) {
+__device__ __forceinline__ uint32_t fold_factor(int shift) {
+  const uint32_t f = uint32_t(int(E2m1Decode<T>::kRescale) + shift * (1 << E2m1Decode<T>::kMantissaBits));
+  return f * 0x10001u;
+}
+
+// As decode_e2m1x8 with the rescaling multiply by `factor` (a pair of equal 16-bit floats) instead of kRescale:
+// passing kRescale times a block's scale folds the scale into the decoded values (exact while they stay normal).
+template <typename T>
+__device__ __forceinline__ void decode_e2m1x8_times(uint32_t q, uint32_t factor, uint32_t pair[4]) {
   using D = E2m1Decode<T>;
-  const uint32_t r = uint32_t(D::kRescale) * 0x10001u;
-  const typename D::Pair rescale = *reinterpret_cast<const typename D::Pair*>(&r);
+  const typename D::Pair f = *reinterpret_cast<const typename D::Pair*>(&factor);
 #pragma unroll
   for (int i = 3; i >= 0; --i) {
     const uint32_t raw = (q & 0x80008000u) | ((q & 0x70007000u) >> D::kShift);
-    typename D::Pair v = __hmul2(*reinterpret_cast<const typename D::Pair*>(&raw), rescale);
+    typename D::Pair v = __hmul2(*reinterpret_cast<const typename D::Pair*>(&raw), f);
     pair[i] = *reinterpret_cast<uint32_t*>(&v);
     q <<= 4;
   }
+}
+
+template <typename T>
+__device__ __forceinline__ void decode_e2m1x8(uint32_t q, uint32_t pair[4]) {
+  decode_e2m1x8_times<T>(q, uint32_t(E2m1Decode<T>::kRescale) * 0x10001u, pair);
 }
 
 // Eight consecutive activations (x0..x7 as four 32-bit pairs) reordered to match decode_e2m1x8's pairs:

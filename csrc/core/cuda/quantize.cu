@@ -159,6 +159,93 @@ __global__ void quantize_mxfp4_kernel(const void* x, int64_t rows, int64_t k, in
   });
 }
 
+// bfloat16 input: the same codes, computed on pairs of values in 32-bit registers (bf16x2 arithmetic and SIMD
+// integer steps whose halves cannot carry into each other), one lane per block. Scaling by a power of two is exact
+// in bf16 down to 2^-126, and anything smaller is code 0 either way.
+__device__ __forceinline__ uint32_t bf16x2_mul(uint32_t a, uint32_t b) {
+  uint32_t d;
+#if __CUDA_ARCH__ >= 900
+  asm("mul.rn.bf16x2 %0, %1, %2;\n" : "=r"(d) : "r"(a), "r"(b));
+#else
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(0x80008000u));
+#endif
+  return d;
+}
+__device__ __forceinline__ uint32_t bf16x2_add(uint32_t a, uint32_t b) {
+  uint32_t d;
+#if __CUDA_ARCH__ >= 900
+  asm("add.rn.bf16x2 %0, %1, %2;\n" : "=r"(d) : "r"(a), "r"(b));
+#else
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(0x3F803F80u), "r"(b));
+#endif
+  return d;
+}
+__device__ __forceinline__ uint32_t bf16x2_min(uint32_t a, uint32_t b) {
+  uint32_t d;
+  asm("min.bf16x2 %0, %1, %2;\n" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+__device__ __forceinline__ uint32_t u16x2_max(uint32_t a, uint32_t b) {
+  uint32_t d;
+#if __CUDA_ARCH__ >= 900
+  asm("max.u16x2 %0, %1, %2;\n" : "=r"(d) : "r"(a), "r"(b));
+#else
+  d = __vmaxu2(a, b);
+#endif
+  return d;
+}
+
+// The E2M1 codes of two bf16 values (a pair: value 0 in the low half), scaled by `multiplier2` (a bf16 power of
+// two in both halves), in bits 0..3 and 16..19. With w = min(|v| * multiplier, 6): from 2 up the 7-bit mantissa is
+// rounded to one bit (ties to even) and the exponent rebiased, ((w + 0x1F + lsb + (4 << 6)) >> 6) & 7 being the
+// code; below 2, w + 64 in bf16 rounds to a multiple of 0.5 (ties to even) whose count of halves is the code.
+__device__ __forceinline__ uint32_t e2m1_codes_bf16x2(uint32_t v, uint32_t multiplier2) {
+  const uint32_t w = bf16x2_min(bf16x2_mul(v & 0x7FFF7FFFu, multiplier2), 0x40C040C0u);
+  const uint32_t normal = ((w + 0x011F011Fu + ((w >> 6) & 0x00010001u)) >> 6) & 0x00070007u;
+  const uint32_t halves = bf16x2_add(w, 0x42804280u) - 0x42804280u;
+  uint32_t two_or_more;  // bit 14 (w >= 2) moved to each byte's sign and replicated over its half
+  asm("prmt.b32 %0, %1, 0, 0xBB99;\n" : "=r"(two_or_more) : "r"(w << 1));
+  return (two_or_more & normal) | (~two_or_more & halves) | ((v >> 12) & 0x00080008u);
+}
+
+__global__ void quantize_mxfp4_bf16_kernel(const uint16_t* x, int64_t rows, int64_t k, int64_t ldx, ScaleMode mode,
+                                           uint8_t* q, uint8_t* scales, int rows_per_block) {
+  for_each_chunk(rows, k / 32, rows_per_block, [&](int64_t row, int64_t c, bool active) {
+    if (!active) return;
+    const uint4* src = reinterpret_cast<const uint4*>(x + row * ldx + c * 32);
+    uint4 in[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) in[i] = src[i];
+    const uint32_t v[16] = {in[0].x, in[0].y, in[0].z, in[0].w, in[1].x, in[1].y, in[1].z, in[1].w,
+                            in[2].x, in[2].y, in[2].z, in[2].w, in[3].x, in[3].y, in[3].z, in[3].w};
+    uint32_t m2 = 0;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) m2 = u16x2_max(m2, v[i] & 0x7FFF7FFFu);
+    const uint32_t amax = max(m2 << 16, m2 & 0xFFFF0000u);
+    uint4 out = make_uint4(0, 0, 0, 0);
+    uint32_t byte = 0xFF;
+    if (amax < kF32Inf) {
+      const BlockScale s = block_scale(amax, mode);
+      byte = s.byte;
+      const uint32_t m = (bits_of(s.multiplier) >> 16) * 0x10001u;
+      uint32_t words[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        uint32_t bytes[4];  // byte i: the codes of values 2i and 2i + 1 of these 8 (in bits 0..7)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const uint32_t c2 = e2m1_codes_bf16x2(v[4 * j + i], m);
+          bytes[i] = c2 | (c2 >> 12);
+        }
+        words[j] = __byte_perm(__byte_perm(bytes[0], bytes[1], 0x0040), __byte_perm(bytes[2], bytes[3], 0x0040), 0x5410);
+      }
+      out = make_uint4(words[0], words[1], words[2], words[3]);
+    }
+    reinterpret_cast<uint4*>(q + row * (k / 2))[c] = out;
+    scales[row * (k / 32) + c] = uint8_t(byte);
+  });
+}
+
 // ---- MXFP4 dequantize ----------------------------------------------------------------------------------------
 
 template <FloatType T>
@@ -258,6 +345,12 @@ template <FloatType T>
 struct QuantizeMxfp4Launch {
   static cudaError_t run(const void* x, int64_t rows, int64_t k, int64_t ldx, ScaleMode mode, uint8_t* q,
                          uint8_t* scales, cudaStream_t stream) {
+    if constexpr (T == FloatType::bf16) {
+      const RowChunks p = plan_row_chunks(rows, k / 32);
+      quantize_mxfp4_bf16_kernel<<<unsigned(grid_of(p)), p.threads, 0, stream>>>(
+          static_cast<const uint16_t*>(x), rows, k, ldx, mode, q, scales, p.rows_per_block);
+      return cudaGetLastError();
+    }
     const RowChunks p = plan_row_chunks(rows, k / 16);
     quantize_mxfp4_kernel<T><<<unsigned(grid_of(p)), p.threads, 0, stream>>>(x, rows, k, ldx, mode, q, scales,
                                                                                p.rows_per_block);

@@ -6,6 +6,7 @@ namespace mxkernels::core::cuda {
 cudaError_t mxfp4_gemm_w4a16(const W4A16Problem& p, cudaStream_t stream) {
   if (p.m == 0 || p.n == 0) return cudaSuccess;
   if (p.k % 32 != 0 || p.k == 0) return cudaErrorInvalidValue;
+  if (p.k > (int64_t(1) << 30)) return cudaErrorInvalidValue;  // the kernels index K in 32-bit bytes
   if (p.x_type == FloatType::bf16 && p.out_type == FloatType::bf16) return w4a16_bf16_to_bf16(p, stream);
   if (p.x_type == FloatType::bf16 && p.out_type == FloatType::f32) return w4a16_bf16_to_f32(p, stream);
   if (p.x_type == FloatType::f16 && p.out_type == FloatType::f16) return w4a16_f16_to_f16(p, stream);
@@ -20,8 +21,13 @@ const char* mxfp4_gemm_w4a16_kernel_name(int64_t m, int64_t n, int64_t k) {
     if (m <= 8) return eight ? "skinny 16 columns x 8 rows, 8 warps over K" : "skinny 16 columns x 8 rows, 4 warps over K";
     return eight ? "skinny 16 columns x 16 rows, 8 warps over K" : "skinny 16 columns x 16 rows, 4 warps over K";
   }
-  static const char* kNames[5] = {"tiled 128x64", "tiled 128x48", "tiled 64x64", "tiled 64x48", "tiled 32x64"};
-  return kNames[choose_tile(m, n, info.sms).index];
+  W4A16Problem p;
+  p.m = m, p.n = n, p.k = k;
+  int splits = 1;
+  if (wide_splits<__nv_bfloat16, __nv_bfloat16>(p, info, &splits) != cudaSuccess) return "unknown (no CUDA device)";
+  static const char* kNames[4] = {"wide 64x64", "wide 64x64, K split over a cluster of 2",
+                                  "wide 64x64, K split over a cluster of 3", "wide 64x64, K split over a cluster of 4"};
+  return kNames[splits - 1];
 }
 
 }  // namespace mxkernels::core::cuda

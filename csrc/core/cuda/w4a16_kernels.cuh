@@ -1,12 +1,15 @@
 // The W4A16 GEMM kernels, templated on the activation type T (bf16 or fp16, the tensor cores' operand type) and the
-// output type. Both compute, per 32-value block, the float32 sum of x * E2M1 on the tensor cores (mma.m16n8k16, the
-// codes decoded exactly into T in registers), multiply it by the block's E8M0 scale in float32 and add it to the
-// float32 total, so any scale (including 0 and 0xFF) is handled exactly as on the CPU.
+// output type. Both work in spans of 128 K values (4 blocks): the tensor cores (mma.m16n8k16, the codes decoded
+// exactly into T in registers) sum a span's products in float32, with each block's scale folded into its decoded
+// values relative to the span's largest, and the span's sum is multiplied by that scale in float32 and added to the
+// float32 total. Where a span's scales are too far apart for the fold to be exact (scale 0 or 254 next to ordinary
+// ones, NaN), each block's sum is taken alone and multiplied by its own scale, as on the CPU.
 //
-// The MMA's k order inside a block is free as long as both operands follow it: lane t of a quad holds the 8 codes in
-// bytes 4t..4t+3 of the block (one 32-bit load) and decode_e2m1x8 pairs them (e0,e4) (e1,e5) (e2,e6) (e3,e7); the
+// The MMA's k order is free as long as both operands follow it: lane t of a quad holds the whole block t of the span
+// (one 16-byte load per column), decode_e2m1x8 pairs each word's codes (e0,e4) (e1,e5) (e2,e6) (e3,e7), and the
 // activations are paired the same way (pair_activations).
 #pragma once
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -20,95 +23,178 @@ namespace {
 
 // ---- skinny: M <= 16 -------------------------------------------------------------------------------------------
 // Weights are the MMA's A operand (16 output columns per warp), the activations its B operand (8 rows per MMA,
-// RT of them). KW warps of a block share 16 columns and take every KW-th K block, so together they read whole
-// 64-byte runs of each column; each warp keeps U blocks of codes and scales in flight while it computes the last U.
-// Their float32 totals are summed in a fixed order through shared memory.
-// With X_SMEM the block first copies the m activation rows into shared memory (rows x_pitch bytes apart, a pitch
-// of 64 mod 128 so that a quarter warp's two rows fall in different banks); without it (rows too long) each warp
-// reads them from global memory.
-template <typename T, typename OutT, int RT, int KW, int U, bool X_SMEM>
-__global__ void __launch_bounds__(KW * 32) w4a16_skinny(W4A16Problem p, int x_pitch) {
+// RT of them). A warp works through spans of 128 values (4 blocks): lane t of a quad loads the whole 16-byte block
+// t of its two columns with one load each, so the k slots of one MMA hold 4 values of each of the 4 blocks. KW
+// warps of a block share 16 columns and take every KW-th span, each keeping U spans in flight.
+// A span whose 8 scales per quad are all foldable (foldable_scale: the usual weight scales) has its scales folded
+// into the decoded codes, and its 8 MMAs chain in float32; otherwise each block's sum is taken alone (the other
+// lanes' operands zeroed) and multiplied by its scale in float32, as the CPU does (scales 0, 254, 0xFF...). Either
+// way the span's sum is then added to the float32 total.
+// With X_SMEM the block first copies the m activation rows into shared memory, rows x_pitch bytes apart (16 mod
+// 128) and the 16-byte chunks j of a row at j ^ (bit 3 of j moved to bit 1), so that the 8 lanes of a quarter warp
+// (two rows, blocks t = 0..3) hit distinct banks; without it (rows too long) each warp reads them from global memory.
+__device__ __forceinline__ int skinny_x_chunk(int64_t j) { return int(j ^ ((j >> 2) & 2)); }
+
+// Scale folding for a span: lane t of a quad holds block t of a column (codes q, scale s). The span's scale is the
+// largest of the 4 scales, ignoring blocks whose codes are all (signed) zeros, which contribute the same whatever
+// the scale (NaN scales excepted); each block's own factor is 2^shift relative to it. `ok` where the fold is exact.
+struct FoldedScale {
+  uint32_t span_scale;
+  int shift;
+  bool ok;
+};
+
+template <typename T>
+__device__ __forceinline__ FoldedScale fold_scales(const uint32_t q[4], uint32_t s) {
+  const bool zero = ((q[0] | q[1] | q[2] | q[3]) & 0x77777777u) == 0 && s != 0xFFu;
+  uint32_t top = zero ? 0u : s;
+  top = max(top, __shfl_xor_sync(0xFFFFFFFFu, top, 1));
+  top = max(top, __shfl_xor_sync(0xFFFFFFFFu, top, 2));
+  FoldedScale f;
+  f.span_scale = top;
+  f.shift = zero ? 0 : int(s) - int(top);
+  f.ok = top != 0xFFu && f.shift >= E2m1Decode<T>::kMinFoldShift;
+  return f;
+}
+
+// Word i of lane t's block in columns g and g + 8 (codes q0, q1), decoded times f0 / f1 into the A operands of the
+// span's two MMAs for that word: rows g and g + 8, K slots (2t, 2t + 1) and (2t + 8, 2t + 9).
+template <typename T>
+__device__ __forceinline__ void decode_word_pair(uint32_t q0, uint32_t q1, uint32_t f0, uint32_t f1, uint32_t a[2][4]) {
+  uint32_t wa[4], wb[4];
+  decode_e2m1x8_times<T>(q0, f0, wa);
+  decode_e2m1x8_times<T>(q1, f1, wb);
+  a[0][0] = wa[0], a[0][1] = wb[0], a[0][2] = wa[1], a[0][3] = wb[1];
+  a[1][0] = wa[2], a[1][1] = wb[2], a[1][2] = wa[3], a[1][3] = wb[3];
+}
+
+// All 4 words (the whole span) at once, the codes of lanes whose `keep` is zero made zero.
+template <typename T>
+__device__ __forceinline__ void decode_span(const uint32_t q0[4], const uint32_t q1[4], uint32_t f0, uint32_t f1,
+                                            uint32_t keep, uint32_t a[4][2][4]) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) decode_word_pair<T>(q0[i] & keep, q1[i] & keep, f0, f1, a[i]);
+}
+
+// acc += d times the column scales: d[0], d[1] belong to column g (g0), d[2], d[3] to column g + 8 (g1).
+__device__ __forceinline__ void scale_add(float acc[4], const float d[4], float g0, float g1) {
+  acc[0] = fmaf(d[0], g0, acc[0]);
+  acc[1] = fmaf(d[1], g0, acc[1]);
+  acc[2] = fmaf(d[2], g1, acc[2]);
+  acc[3] = fmaf(d[3], g1, acc[3]);
+}
+
+template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool X_SMEM>
+__global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem p, int x_pitch) {
   __shared__ float partial[KW][RT * 4][32];
   extern __shared__ __align__(16) uint8_t x_rows[];
-  const float zero4[4] = {0.f, 0.f, 0.f, 0.f};
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int64_t n0 = int64_t(blockIdx.x) * 16;
-  const int64_t nb = p.k / 32;
+  const int nb = int(p.k / 32), spans = (nb + 3) / 4;
   const int64_t col0 = min(n0 + g, p.n - 1), col1 = min(n0 + g + 8, p.n - 1);
-  const uint8_t* w0 = p.w + col0 * p.ldw + 4 * t;
-  const uint8_t* w1 = p.w + col1 * p.ldw + 4 * t;
-  const uint8_t* s0 = p.w_scales + col0 * p.ldw_scales;
-  const uint8_t* s1 = p.w_scales + col1 * p.ldw_scales;
-  const T* x = static_cast<const T*>(p.x);
-  const int64_t count = nb > warp ? (nb - warp + KW - 1) / KW : 0;  // this warp's blocks: warp + KW * i
+  const uint8_t* w0 = p.w + col0 * p.ldw + 16 * t;
+  const uint8_t* w1 = p.w + col1 * p.ldw + 16 * t;
+  const uint8_t* s0 = p.w_scales + col0 * p.ldw_scales + t;
+  const uint8_t* s1 = p.w_scales + col1 * p.ldw_scales + t;
+  // This lane's activation rows (g and 8 + g): in shared memory the zero row m stands in for rows past M, and
+  // rows are zero-padded to whole spans, so that the loads need no conditions.
+  const T* xg = static_cast<const T*>(p.x);
+  const uint8_t* x_row[2];
+  bool row_valid[2];
+  int x_off[4];  // byte offset of chunk i of lane t's block within a span
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = r * 8 + g;
+    row_valid[r] = row < p.m;
+    x_row[r] = X_SMEM ? x_rows + int64_t(row_valid[r] ? row : p.m) * x_pitch + 64 * t
+                      : reinterpret_cast<const uint8_t*>(xg + (row_valid[r] ? row : 0) * p.ldx) + 64 * t;
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) x_off[i] = X_SMEM ? 16 * (i ^ (t & 2)) : 16 * i;
 
   float acc[RT][4];
 #pragma unroll
   for (int r = 0; r < RT; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = 0.f;
 
-  uint32_t cw0[U], cw1[U], cs0[U], cs1[U];
-  auto load = [&](int64_t i0, uint32_t* a0, uint32_t* a1, uint32_t* b0, uint32_t* b1) {
+  // Chunk i (8 values) of lane t's block in span c for row tile r (zero past M or K).
+  auto load_x = [&](int c, int i, int r) {
+    if constexpr (X_SMEM) return *reinterpret_cast<const uint4*>(x_row[r] + c * 256 + x_off[i]);
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (row_valid[r] && 4 * c + t < nb) v = __ldg(reinterpret_cast<const uint4*>(x_row[r] + c * 256 + x_off[i]));
+    return v;
+  };
+
+  uint4 cw0[U], cw1[U];
+  uint32_t cs0[U], cs1[U];
+  auto load = [&](int c_first) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int64_t i = i0 + u;
-      const int64_t b = warp + int64_t(KW) * i;
-      const bool valid = i < count;
-      a0[u] = valid ? __ldg(reinterpret_cast<const unsigned int*>(w0 + b * 16)) : 0u;
-      a1[u] = valid ? __ldg(reinterpret_cast<const unsigned int*>(w1 + b * 16)) : 0u;
-      b0[u] = valid ? __ldg(s0 + b) : 0u;
-      b1[u] = valid ? __ldg(s1 + b) : 0u;
+      const int c = c_first + KW * u;
+      const bool valid = 4 * c + t < nb;
+      cw0[u] = valid ? __ldg(reinterpret_cast<const uint4*>(w0 + c * 64)) : make_uint4(0, 0, 0, 0);
+      cw1[u] = valid ? __ldg(reinterpret_cast<const uint4*>(w1 + c * 64)) : make_uint4(0, 0, 0, 0);
+      cs0[u] = valid ? __ldg(s0 + 4 * c) : 127u;  // past K: zero codes, any finite scale
+      cs1[u] = valid ? __ldg(s1 + 4 * c) : 127u;
     }
   };
-  load(0, cw0, cw1, cs0, cs1);  // the first weights are in flight while the activations are staged
+  load(warp);  // the first weights are in flight while the activations are staged
   if constexpr (X_SMEM) {
-    const int64_t chunks = p.k / 8;
-    for (int64_t i = threadIdx.x; i < p.m * chunks; i += KW * 32) {
-      const int64_t row = i / chunks, c = i % chunks;
-      *reinterpret_cast<uint4*>(x_rows + row * x_pitch + c * 16) =
-          __ldg(reinterpret_cast<const uint4*>(x + row * p.ldx + c * 8));
+    const int chunks = spans * 16, k_chunks = int(p.k / 8);
+    for (int i = threadIdx.x; i < int(p.m + 1) * chunks; i += KW * 32) {
+      const int row = i / chunks, j = i % chunks;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (row < p.m && j < k_chunks) v = __ldg(reinterpret_cast<const uint4*>(xg + row * p.ldx + j * 8));
+      *reinterpret_cast<uint4*>(x_rows + int64_t(row) * x_pitch + skinny_x_chunk(j) * 16) = v;
     }
     __syncthreads();
   }
-  for (int64_t i0 = 0; i0 < count; i0 += U) {
-    uint32_t nw0[U], nw1[U], ns0[U], ns1[U];
-    if (i0 + U < count) load(i0 + U, nw0, nw1, ns0, ns1);
+
+  for (int c0 = warp; c0 < spans; c0 += KW * U) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      if (i0 + u < count) {
-        const int64_t b = warp + int64_t(KW) * (i0 + u);
-        uint32_t wa[4], wb[4];
-        decode_e2m1x8<T>(cw0[u], wa);
-        decode_e2m1x8<T>(cw1[u], wb);
-        const uint32_t a0[4] = {wa[0], wb[0], wa[1], wb[1]};
-        const uint32_t a1[4] = {wa[2], wb[2], wa[3], wb[3]};
-        const float f0 = e8m0_value(cs0[u]), f1 = e8m0_value(cs1[u]);
+      const int c = c0 + KW * u;
+      if (c >= spans) break;
+      const uint32_t q0[4] = {cw0[u].x, cw0[u].y, cw0[u].z, cw0[u].w};
+      const uint32_t q1[4] = {cw1[u].x, cw1[u].y, cw1[u].z, cw1[u].w};
+      // As in w4a16_wide: the span's products on the lanes whose `keep` is all ones, decoded times f0 / f1, their
+      // sums times g0 / g1 added to the totals.
+      auto add_span = [&](uint32_t f0, uint32_t f1, uint32_t keep, float g0, float g1) {
+        float d[RT][4];
 #pragma unroll
-        for (int r = 0; r < RT; ++r) {
-          const int64_t row = r * 8 + g;
-          uint4 xv = make_uint4(0, 0, 0, 0);
-          if (row < p.m) {
-            if constexpr (X_SMEM) {
-              xv = *reinterpret_cast<const uint4*>(x_rows + row * x_pitch + (b * 32 + 8 * t) * 2);
-            } else {
-              xv = __ldg(reinterpret_cast<const uint4*>(x + row * p.ldx + b * 32 + 8 * t));
-            }
+        for (int r = 0; r < RT; ++r) d[r][0] = d[r][1] = d[r][2] = d[r][3] = 0.f;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          uint32_t a[2][4];
+          decode_word_pair<T>(q0[i] & keep, q1[i] & keep, f0, f1, a);
+#pragma unroll
+          for (int r = 0; r < RT; ++r) {
+            uint32_t xp[4];
+            pair_activations(load_x(c, i, r), xp);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) xp[e] &= keep;
+            mma_16816<T>(d[r], a[0], xp[0], xp[1], d[r]);
+            mma_16816<T>(d[r], a[1], xp[2], xp[3], d[r]);
           }
-          uint32_t xp[4];
-          pair_activations(xv, xp);
-          float d[4];
-          mma_16816<T>(d, a0, xp[0], xp[1], zero4);
-          mma_16816<T>(d, a1, xp[2], xp[3], d);
-          acc[r][0] = fmaf(d[0], f0, acc[r][0]);
-          acc[r][1] = fmaf(d[1], f0, acc[r][1]);
-          acc[r][2] = fmaf(d[2], f1, acc[r][2]);
-          acc[r][3] = fmaf(d[3], f1, acc[r][3]);
+        }
+#pragma unroll
+        for (int r = 0; r < RT; ++r) scale_add(acc[r], d[r], g0, g1);
+      };
+      const FoldedScale fs0 = fold_scales<T>(q0, cs0[u]), fs1 = fold_scales<T>(q1, cs1[u]);
+      if (__all_sync(0xFFFFFFFFu, fs0.ok && fs1.ok)) {
+        add_span(fold_factor<T>(fs0.shift), fold_factor<T>(fs1.shift), 0xFFFFFFFFu, e8m0_value(fs0.span_scale),
+                 e8m0_value(fs1.span_scale));
+      } else {
+#pragma unroll 1
+        for (int blk = 0; blk < 4; ++blk) {
+          // Block blk alone: the other lanes' codes and activations are zero (not just the codes, so that an
+          // infinite activation elsewhere does not make a NaN here).
+          add_span(fold_factor<T>(0), fold_factor<T>(0), t == blk ? 0xFFFFFFFFu : 0u,
+                   e8m0_value(__shfl_sync(0xFFFFFFFFu, cs0[u], (lane & ~3) | blk)),
+                   e8m0_value(__shfl_sync(0xFFFFFFFFu, cs1[u], (lane & ~3) | blk)));
         }
       }
     }
-    if (i0 + U < count) {
-#pragma unroll
-      for (int u = 0; u < U; ++u) cw0[u] = nw0[u], cw1[u] = nw1[u], cs0[u] = ns0[u], cs1[u] = ns1[u];
-    }
+    if (c0 + KW * U < spans) load(c0 + KW * U);
   }
 
 #pragma unroll
@@ -128,24 +214,7 @@ __global__ void __launch_bounds__(KW * 32) w4a16_skinny(W4A16Problem p, int x_pi
   }
 }
 
-// ---- tiled: M > 16 ----------------------------------------------------------------------------------------------
-// A BM x BN tile per block of WM x WN warps, each warp MT x NT MMA tiles (16 x 8). K runs in stages of SB blocks
-// (64 values), STAGES deep, activations and codes arriving by cp.async. The scale bytes (rows of any alignment, so
-// no cp.async) are read for SCALE_CHUNK blocks at a time into a table, at the start and every SCALE_CHUNK blocks:
-// a load per stage would wait out a memory latency each time. Activation rows are 128 bytes in shared memory,
-// their two 64-byte halves swapped on odd rows, so that the 16-byte fragment loads of a quarter warp (rows g, g+1)
-// hit distinct banks; code rows are 48 bytes apart for the same reason.
-template <int WM_, int WN_, int MT_, int NT_>
-struct TiledShape {
-  static constexpr int WM = WM_, WN = WN_, MT = MT_, NT = NT_;
-  static constexpr int BM = WM * MT * 16, BN = WN * NT * 8, THREADS = WM * WN * 32;
-  static constexpr int SB = 2, STAGES = 4;
-  static constexpr int A_PITCH = SB * 64, B_PITCH = SB * 16 + 16;
-  static constexpr int A_STAGE = BM * A_PITCH, B_STAGE = BN * B_PITCH;
-  static constexpr int STAGE_BYTES = A_STAGE + B_STAGE;
-  static constexpr int SCALE_CHUNK = 256, SCALE_PITCH = SCALE_CHUNK + 4;  // +4: the 8 columns a warp reads, 8 banks
-  static constexpr int SMEM = STAGES * STAGE_BYTES + BN * SCALE_PITCH;
-};
+// ---- cp.async -------------------------------------------------------------------------------------------------
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
@@ -157,207 +226,223 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// ---- wide: M > 16 -----------------------------------------------------------------------------------------------
+// The skinny kernel's scheme (weights as the MMA's A operand, lane t holding the whole block t of a 128-value span,
+// scales folded per span) for many rows: NW warps of 16 columns share a tile of BM = 8 TM activation rows, staged
+// span by span (STAGES deep, cp.async) in shared memory; each warp holds its next span's codes in registers while
+// it computes the current one, so each code is loaded and decoded once per block and used for TM MMAs. Rows are
+// 256 bytes in shared memory, chunk j of row r at wide_x_chunk(j, r), so that the 8 lanes of a quarter warp (rows
+// g, g+1, blocks t = 0..3) hit distinct banks.
+// K may be split over a cluster of `splits` blocks (gridDim.z): each sums its share of the spans, then the cluster's
+// partial sums are added in rank order through distributed shared memory, each block storing every splits-th tile.
+template <int TM_, int NW_>
+struct WideShape {
+  static constexpr int TM = TM_, NW = NW_;
+  static constexpr int BM = 8 * TM, BN = 16 * NW, THREADS = 32 * NW;
+  static constexpr int STAGES = 3, STAGE_BYTES = BM * 256;
+  static constexpr int PARTIAL_BYTES = NW * TM * 4 * 32 * 4;
+  static constexpr int SMEM = STAGES * STAGE_BYTES > PARTIAL_BYTES ? STAGES * STAGE_BYTES : PARTIAL_BYTES;
+};
+
+__device__ __forceinline__ int wide_x_chunk(int j, int row) { return j ^ ((j >> 2) & 2) ^ (row & 1); }
+
 template <typename T, typename OutT, typename S>
-__global__ void __launch_bounds__(S::THREADS) w4a16_tiled(W4A16Problem p) {
+__global__ void __launch_bounds__(S::THREADS) w4a16_wide(W4A16Problem p, int splits) {
   extern __shared__ __align__(16) uint8_t smem[];
-  const float zero4[4] = {0.f, 0.f, 0.f, 0.f};
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int wm = warp / S::WN, wn = warp % S::WN;
-  const int64_t m0 = int64_t(blockIdx.y) * S::BM, n0 = int64_t(blockIdx.x) * S::BN;
-  const int64_t nb = p.k / 32;
-  const int stages_total = int((nb + S::SB - 1) / S::SB);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int64_t m0 = int64_t(blockIdx.y) * S::BM;
+  const int64_t n0 = int64_t(blockIdx.x) * S::BN + warp * 16;
+  const int nb = int(p.k / 32), spans = (nb + 3) / 4;
+  const int c_begin = int(int64_t(spans) * blockIdx.z / splits);
+  const int c_end = int(int64_t(spans) * (blockIdx.z + 1) / splits);
+  const int64_t col0 = min(n0 + g, p.n - 1), col1 = min(n0 + g + 8, p.n - 1);
+  const uint8_t* w0 = p.w + col0 * p.ldw + 16 * t;
+  const uint8_t* w1 = p.w + col1 * p.ldw + 16 * t;
+  const uint8_t* s0 = p.w_scales + col0 * p.ldw_scales + t;
+  const uint8_t* s1 = p.w_scales + col1 * p.ldw_scales + t;
+  const int64_t rows_left = p.m - m0;
   const T* x = static_cast<const T*>(p.x);
+  // Byte offset of chunk i of lane t's block for row g of a stage (row 8 tile + g is 2048 tile bytes further).
+  int x_off[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) x_off[i] = g * 256 + wide_x_chunk(4 * t + i, g) * 16;
 
-  auto a_smem = [&](int slot) { return smem + slot * S::STAGE_BYTES; };
-  auto b_smem = [&](int slot) { return smem + slot * S::STAGE_BYTES + S::A_STAGE; };
-  uint8_t* const scale_table = smem + S::STAGES * S::STAGE_BYTES;
-
-  auto issue = [&](int stage, int slot) {
-    const int64_t kb0 = int64_t(stage) * S::SB;
-    uint8_t* as = a_smem(slot);
-    for (int c = tid; c < S::BM * S::SB * 4; c += S::THREADS) {
-      const int row = c / (S::SB * 4), lc = c % (S::SB * 4);
-      const int64_t gm = m0 + row, blk = kb0 + lc / 4;
-      const bool valid = gm < p.m && blk < nb;
-      const T* src = valid ? x + gm * p.ldx + blk * 32 + (lc % 4) * 8 : x;
-      cp_async16(as + row * S::A_PITCH + ((lc ^ ((row & 1) << 2)) * 16), src, valid ? 16 : 0);
-    }
-    uint8_t* bs = b_smem(slot);
-    for (int c = tid; c < S::BN * S::SB; c += S::THREADS) {
-      const int col = c / S::SB, j = c % S::SB;
-      const int64_t gn = n0 + col, blk = kb0 + j;
-      const bool valid = gn < p.n && blk < nb;
-      cp_async16(bs + col * S::B_PITCH + j * 16, valid ? p.w + gn * p.ldw + blk * 16 : p.w, valid ? 16 : 0);
+  auto issue_x = [&](int c, int slot) {
+    uint8_t* stage = smem + slot * S::STAGE_BYTES;
+    constexpr int kChunks = S::BM * 16, kRounds = (kChunks + S::THREADS - 1) / S::THREADS;
+#pragma unroll
+    for (int r = 0; r < kRounds; ++r) {
+      const int i = threadIdx.x + r * S::THREADS;
+      if (kChunks % S::THREADS == 0 || i < kChunks) {
+        const int row = i >> 4, j = i & 15;
+        const bool valid = row < rows_left && 4 * c + (j >> 2) < nb;
+        const T* src = valid ? x + (m0 + row) * p.ldx + int64_t(c) * 128 + j * 8 : x;
+        cp_async16(stage + row * 256 + wide_x_chunk(j, row) * 16, src, valid ? 16 : 0);
+      }
     }
   };
-  // Scales of blocks [first, first + SCALE_CHUNK); those past K (up to the end of the last stage) or past N read
-  // as 0, a finite scale for their zero-filled codes.
-  auto load_scales = [&](int64_t first) {
-    const int count = int(min(int64_t(S::SCALE_CHUNK), (nb - first + S::SB - 1) / S::SB * S::SB));
-    for (int i = tid; i < S::BN * count; i += S::THREADS) {
-      const int col = i / count, j = i % count;
-      const int64_t gn = n0 + col;
-      scale_table[col * S::SCALE_PITCH + j] =
-          gn < p.n && first + j < nb ? __ldg(p.w_scales + gn * p.ldw_scales + first + j) : 0;
-    }
+  auto load_w = [&](int c, uint4& a, uint4& b, uint32_t& sa, uint32_t& sb) {
+    const bool valid = 4 * c + t < nb;
+    a = valid ? __ldg(reinterpret_cast<const uint4*>(w0 + c * 64)) : make_uint4(0, 0, 0, 0);
+    b = valid ? __ldg(reinterpret_cast<const uint4*>(w1 + c * 64)) : make_uint4(0, 0, 0, 0);
+    sa = valid ? __ldg(s0 + 4 * c) : 127u;
+    sb = valid ? __ldg(s1 + 4 * c) : 127u;
   };
-
-  float acc[S::MT][S::NT][4];
+  float acc[S::TM][4];
 #pragma unroll
-  for (int mi = 0; mi < S::MT; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < S::NT; ++ni) acc[mi][ni][0] = acc[mi][ni][1] = acc[mi][ni][2] = acc[mi][ni][3] = 0.f;
+  for (int i = 0; i < S::TM; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
 
+  uint4 cw0, cw1;
+  uint32_t cs0 = 127u, cs1 = 127u;
+  cw0 = cw1 = make_uint4(0, 0, 0, 0);
+  if (c_begin < c_end) load_w(c_begin, cw0, cw1, cs0, cs1);
 #pragma unroll
   for (int s = 0; s < S::STAGES - 1; ++s) {
-    if (s < stages_total) issue(s, s);
+    if (c_begin + s < c_end) issue_x(c_begin + s, s);
     cp_async_commit();
   }
-  load_scales(0);  // overlaps the copies in flight; the first barrier below publishes it
 
-  for (int it = 0; it < stages_total; ++it) {
+  for (int c = c_begin; c < c_end; ++c) {
+    const int it = c - c_begin;
     cp_async_wait<S::STAGES - 2>();
     __syncthreads();
-    const int64_t kb0 = int64_t(it) * S::SB;
-    if (kb0 > 0 && kb0 % S::SCALE_CHUNK == 0) {  // every warp is past the previous stage: refill the table
-      load_scales(kb0);
-      __syncthreads();
-    }
-    const int next = it + S::STAGES - 1;
-    if (next < stages_total) issue(next, next % S::STAGES);
+    if (c + S::STAGES - 1 < c_end) issue_x(c + S::STAGES - 1, (it + S::STAGES - 1) % S::STAGES);
     cp_async_commit();
+    uint4 nw0 = make_uint4(0, 0, 0, 0), nw1 = make_uint4(0, 0, 0, 0);
+    uint32_t ns0 = 127u, ns1 = 127u;
+    if (c + 1 < c_end) load_w(c + 1, nw0, nw1, ns0, ns1);
 
-    const int slot = it % S::STAGES;
-    const uint8_t* as = a_smem(slot);
-    const uint8_t* bs = b_smem(slot);
-    const uint8_t* ss = scale_table + kb0 % S::SCALE_CHUNK;
+    const uint8_t* xs = smem + (it % S::STAGES) * S::STAGE_BYTES;
+    auto x_chunk = [&](int tile, int i) { return *reinterpret_cast<const uint4*>(xs + tile * 2048 + x_off[i]); };
+    const uint32_t q0[4] = {cw0.x, cw0.y, cw0.z, cw0.w};
+    const uint32_t q1[4] = {cw1.x, cw1.y, cw1.z, cw1.w};
+    // The span's products on lanes whose `keep` is all ones (the others' codes and activations zeroed), decoded
+    // times f0 / f1 (columns g / g + 8), their sums multiplied by g0 / g1 and added to the totals. The tiles' MMA
+    // chains are interleaved (i outer), so that no MMA waits for the previous one's result.
+    auto add_span = [&](uint32_t f0, uint32_t f1, uint32_t keep, float g0, float g1) {
+      uint32_t a[4][2][4];
+      decode_span<T>(q0, q1, f0, f1, keep, a);
+      float d[S::TM][4];
 #pragma unroll
-    for (int j = 0; j < S::SB; ++j) {
-      uint32_t a[S::MT][2][4];
+      for (int tile = 0; tile < S::TM; ++tile) d[tile][0] = d[tile][1] = d[tile][2] = d[tile][3] = 0.f;
 #pragma unroll
-      for (int mi = 0; mi < S::MT; ++mi) {
-        const int row_lo = wm * S::MT * 16 + mi * 16 + g, row_hi = row_lo + 8;
-        const int lc = j * 4 + t;
-        const uint4 vlo = *reinterpret_cast<const uint4*>(as + row_lo * S::A_PITCH + ((lc ^ ((row_lo & 1) << 2)) * 16));
-        const uint4 vhi = *reinterpret_cast<const uint4*>(as + row_hi * S::A_PITCH + ((lc ^ ((row_hi & 1) << 2)) * 16));
-        uint32_t pl[4], ph[4];
-        pair_activations(vlo, pl);
-        pair_activations(vhi, ph);
-        a[mi][0][0] = pl[0], a[mi][0][1] = ph[0], a[mi][0][2] = pl[1], a[mi][0][3] = ph[1];
-        a[mi][1][0] = pl[2], a[mi][1][1] = ph[2], a[mi][1][2] = pl[3], a[mi][1][3] = ph[3];
-      }
-      uint32_t b[S::NT][4];
-      float f0[S::NT], f1[S::NT];
+      for (int i = 0; i < 4; ++i) {
 #pragma unroll
-      for (int ni = 0; ni < S::NT; ++ni) {
-        const int col = wn * S::NT * 8 + ni * 8 + g;
-        decode_e2m1x8<T>(*reinterpret_cast<const uint32_t*>(bs + col * S::B_PITCH + j * 16 + 4 * t), b[ni]);
-        const int sc = wn * S::NT * 8 + ni * 8 + 2 * t;
-        f0[ni] = e8m0_value(ss[sc * S::SCALE_PITCH + j]);
-        f1[ni] = e8m0_value(ss[(sc + 1) * S::SCALE_PITCH + j]);
-      }
+        for (int tile = 0; tile < S::TM; ++tile) {
+          uint32_t xp[4];
+          pair_activations(x_chunk(tile, i), xp);
 #pragma unroll
-      for (int mi = 0; mi < S::MT; ++mi) {
-#pragma unroll
-        for (int ni = 0; ni < S::NT; ++ni) {
-          float d[4];
-          mma_16816<T>(d, a[mi][0], b[ni][0], b[ni][1], zero4);
-          mma_16816<T>(d, a[mi][1], b[ni][2], b[ni][3], d);
-          acc[mi][ni][0] = fmaf(d[0], f0[ni], acc[mi][ni][0]);
-          acc[mi][ni][1] = fmaf(d[1], f1[ni], acc[mi][ni][1]);
-          acc[mi][ni][2] = fmaf(d[2], f0[ni], acc[mi][ni][2]);
-          acc[mi][ni][3] = fmaf(d[3], f1[ni], acc[mi][ni][3]);
+          for (int e = 0; e < 4; ++e) xp[e] &= keep;
+          mma_16816<T>(d[tile], a[i][0], xp[0], xp[1], d[tile]);
+          mma_16816<T>(d[tile], a[i][1], xp[2], xp[3], d[tile]);
         }
       }
+#pragma unroll
+      for (int tile = 0; tile < S::TM; ++tile) scale_add(acc[tile], d[tile], g0, g1);
+    };
+    const FoldedScale fs0 = fold_scales<T>(q0, cs0), fs1 = fold_scales<T>(q1, cs1);
+    if (__all_sync(0xFFFFFFFFu, fs0.ok && fs1.ok)) {
+      add_span(fold_factor<T>(fs0.shift), fold_factor<T>(fs1.shift), 0xFFFFFFFFu, e8m0_value(fs0.span_scale),
+               e8m0_value(fs1.span_scale));
+    } else {
+#pragma unroll 1
+      for (int blk = 0; blk < 4; ++blk) {  // block by block, as in w4a16_skinny
+        add_span(fold_factor<T>(0), fold_factor<T>(0), t == blk ? 0xFFFFFFFFu : 0u,
+                 e8m0_value(__shfl_sync(0xFFFFFFFFu, cs0, (lane & ~3) | blk)),
+                 e8m0_value(__shfl_sync(0xFFFFFFFFu, cs1, (lane & ~3) | blk)));
+      }
     }
+    cw0 = nw0, cw1 = nw1, cs0 = ns0, cs1 = ns1;
   }
   cp_async_wait<0>();
 
+  // D fragment of a tile: d[0], d[1] column g, rows 2t and 2t + 1; d[2], d[3] column g + 8.
+  auto store_tile = [&](int tile, const float v[4]) {
+    const int64_t row = m0 + tile * 8 + 2 * t;
 #pragma unroll
-  for (int mi = 0; mi < S::MT; ++mi) {
-#pragma unroll
-    for (int ni = 0; ni < S::NT; ++ni) {
-      const int64_t col = n0 + wn * S::NT * 8 + ni * 8 + 2 * t;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int64_t row = m0 + wm * S::MT * 16 + mi * 16 + g + 8 * h;
-        if (row >= p.m) continue;
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          if (col + e < p.n) {
-            const float v = acc[mi][ni][2 * h + e];
-            store_out<OutT>(p.out, row * p.ldo + col + e, p.bias ? v + p.bias[col + e] : v);
-          }
-        }
-      }
+    for (int j = 0; j < 4; ++j) {
+      const int64_t r = row + (j & 1), col = n0 + g + (j >= 2 ? 8 : 0);
+      if (r < p.m && col < p.n) store_out<OutT>(p.out, r * p.ldo + col, p.bias ? v[j] + p.bias[col] : v[j]);
     }
+  };
+  if (splits == 1) {
+#pragma unroll
+    for (int tile = 0; tile < S::TM; ++tile) store_tile(tile, acc[tile]);
+    return;
   }
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  __syncthreads();  // every warp is done with the activation stages, which now hold the partial sums
+  float* partial = reinterpret_cast<float*>(smem);
+  auto at = [&](int w, int tile, int j) { return ((w * S::TM + tile) * 4 + j) * 32 + lane; };
+#pragma unroll
+  for (int tile = 0; tile < S::TM; ++tile)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) partial[at(warp, tile, j)] = acc[tile][j];
+  cluster.sync();
+  const int rank = int(cluster.block_rank());
+#pragma unroll
+  for (int tile = 0; tile < S::TM; ++tile) {
+    if (tile % splits != rank || tile * 8 >= rows_left) continue;
+    float v[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int r = 0; r < splits; ++r) {
+      const float* other = cluster.map_shared_rank(partial, r);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) v[j] += other[at(warp, tile, j)];
+    }
+    store_tile(tile, v);
+  }
+  cluster.sync();  // the others' partial sums stay in place until every block has read them
+#endif
 }
 
 // ---- launching -----------------------------------------------------------------------------------------------
 
 struct DeviceInfo {
   int sms = 0;
+  int major = 0;  // compute capability; clusters need 9
 };
 
 inline cudaError_t device_info(DeviceInfo* info) {
   constexpr int kMaxDevices = 64;
-  static int sms[kMaxDevices] = {};
+  static int sms[kMaxDevices] = {}, major[kMaxDevices] = {};
   int dev = 0;
   cudaError_t err = cudaGetDevice(&dev);
   if (err != cudaSuccess) return err;
   if (dev < 0 || dev >= kMaxDevices) return cudaErrorInvalidDevice;
   if (sms[dev] == 0) {
+    err = cudaDeviceGetAttribute(&major[dev], cudaDevAttrComputeCapabilityMajor, dev);
+    if (err != cudaSuccess) return err;
     err = cudaDeviceGetAttribute(&sms[dev], cudaDevAttrMultiProcessorCount, dev);
     if (err != cudaSuccess) return err;
   }
   info->sms = sms[dev];
+  info->major = major[dev];
   return cudaSuccess;
 }
 
-// Lets `Kernel` take `bytes` of dynamic shared memory (above 48 KB it must opt in), once per device; a template on
-// the kernel itself, so that each kernel has its own record.
+// Lets `Kernel` take `bytes` of dynamic shared memory (above 48 KB it must opt in), once per device, and returns
+// how many of its blocks of `threads` fit on a multiprocessor; a template on the kernel itself, so that each kernel
+// has its own record.
 template <auto Kernel>
-cudaError_t allow_dynamic_smem(int bytes) {
+cudaError_t prepare_kernel(int threads, int bytes, int* blocks_per_sm = nullptr) {
   constexpr int kMaxDevices = 64;
-  static bool done[kMaxDevices] = {};
+  static int fit[kMaxDevices] = {};
   int dev = 0;
   cudaError_t err = cudaGetDevice(&dev);
   if (err != cudaSuccess) return err;
   if (dev < 0 || dev >= kMaxDevices) return cudaErrorInvalidDevice;
-  if (!done[dev]) {
+  if (fit[dev] == 0) {
     err = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
     if (err != cudaSuccess) return err;
-    done[dev] = true;
+    int n = 0;
+    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, Kernel, threads, size_t(bytes));
+    if (err != cudaSuccess) return err;
+    fit[dev] = n > 0 ? n : 1;
   }
+  if (blocks_per_sm) *blocks_per_sm = fit[dev];
   return cudaSuccess;
-}
-
-using Shape128x64 = TiledShape<2, 4, 4, 2>;
-using Shape128x48 = TiledShape<4, 2, 2, 3>;
-using Shape64x64 = TiledShape<2, 4, 2, 2>;
-using Shape64x48 = TiledShape<2, 2, 2, 3>;
-using Shape32x64 = TiledShape<1, 4, 2, 2>;
-
-struct TiledChoice {
-  int index;  // into the shapes above, in that order
-  int bm, bn;
-};
-
-// The tile whose busiest multiprocessor has the least work: waves of tiles times a tile's MMA work plus its
-// operand loads (which favour larger tiles on ties).
-inline TiledChoice choose_tile(int64_t m, int64_t n, int sms) {
-  const int shapes[5][2] = {{128, 64}, {128, 48}, {64, 64}, {64, 48}, {32, 64}};
-  TiledChoice best{0, 128, 64};
-  double best_cost = 0;
-  for (int i = 0; i < 5; ++i) {
-    const int64_t bm = shapes[i][0], bn = shapes[i][1];
-    const int64_t tiles = ((m + bm - 1) / bm) * ((n + bn - 1) / bn);
-    const double waves = double((tiles + sms - 1) / sms);
-    const double cost = waves * double(bm * bn + 32 * (bm + bn));
-    if (i == 0 || cost < best_cost) best = {i, int(bm), int(bn)}, best_cost = cost;
-  }
-  return best;
 }
 
 inline int choose_skinny_warps(int64_t n, int sms) {
@@ -365,32 +450,71 @@ inline int choose_skinny_warps(int64_t n, int sms) {
   return tiles * 4 < int64_t(16) * sms ? 8 : 4;
 }
 
-template <typename T, typename OutT, typename S>
-cudaError_t launch_tiled(const W4A16Problem& p, cudaStream_t stream) {
-  const cudaError_t err = allow_dynamic_smem<&w4a16_tiled<T, OutT, S>>(S::SMEM);
+constexpr int kSkinnyMaxXBytes = 100 * 1024;
+
+// Whole spans of 256 bytes, plus 16 so that the pitch is 16 mod 128 (see w4a16_skinny).
+inline int skinny_x_pitch(int64_t k) { return int((k + 127) / 128 * 256 + 16); }
+
+template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS>
+cudaError_t launch_skinny(const W4A16Problem& p, cudaStream_t stream) {
+  const int pitch = skinny_x_pitch(p.k);
+  const int64_t x_bytes = (p.m + 1) * int64_t(pitch);  // and the zero row
+  const unsigned grid = unsigned((p.n + 15) / 16);
+  if (x_bytes > kSkinnyMaxXBytes) {
+    w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, false><<<grid, KW * 32, 0, stream>>>(p, 0);
+    return cudaGetLastError();
+  }
+  const cudaError_t err = prepare_kernel<&w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true>>(KW * 32, kSkinnyMaxXBytes);
   if (err != cudaSuccess) return err;
-  const dim3 grid(unsigned((p.n + S::BN - 1) / S::BN), unsigned((p.m + S::BM - 1) / S::BM));
-  w4a16_tiled<T, OutT, S><<<grid, S::THREADS, S::SMEM, stream>>>(p);
+  w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true><<<grid, KW * 32, size_t(x_bytes), stream>>>(p, pitch);
   return cudaGetLastError();
 }
 
-constexpr int kSkinnyMaxXBytes = 100 * 1024;
+// The shape of the wide kernel: 64 rows x 64 columns per block (the fastest on an H200 at N=5760, K=2880 for M
+// from 128 to 1024, tests/gpu/tune_cuda.cu).
+using WideTile = WideShape<8, 4>;
 
-inline int skinny_x_pitch(int64_t k) { return int((k * 2) % 128 == 0 ? k * 2 + 64 : k * 2); }
-
-template <typename T, typename OutT, int RT, int KW>
-cudaError_t launch_skinny(const W4A16Problem& p, cudaStream_t stream) {
-  const int pitch = skinny_x_pitch(p.k);
-  const int64_t x_bytes = p.m * int64_t(pitch);
-  const unsigned grid = unsigned((p.n + 15) / 16);
-  if (x_bytes > kSkinnyMaxXBytes) {
-    w4a16_skinny<T, OutT, RT, KW, 8, false><<<grid, KW * 32, 0, stream>>>(p, 0);
-    return cudaGetLastError();
+// K splits (1 to 4): only when one block per tile leaves multiprocessor slots idle (a split costs a cluster barrier
+// and the exchange of partial sums, and measured slower than more waves), then the fewest waves per split.
+inline int choose_splits(int64_t m, int64_t n, int64_t k, int slots, bool clusters) {
+  const int64_t tiles = ((m + WideTile::BM - 1) / WideTile::BM) * ((n + WideTile::BN - 1) / WideTile::BN);
+  if (!clusters || tiles >= slots) return 1;
+  const int64_t spans = (k / 32 + 3) / 4;
+  int best = 1;
+  double best_cost = 1.0;
+  for (int s = 2; s <= 4 && s <= spans; ++s) {
+    const double cost = double((tiles * s + slots - 1) / slots) / s;
+    if (cost < best_cost) best = s, best_cost = cost;
   }
-  const cudaError_t err = allow_dynamic_smem<&w4a16_skinny<T, OutT, RT, KW, 8, true>>(kSkinnyMaxXBytes);
+  return best;
+}
+
+template <typename T, typename OutT, typename S>
+cudaError_t launch_wide(const W4A16Problem& p, int splits, cudaStream_t stream) {
+  const cudaError_t err = prepare_kernel<&w4a16_wide<T, OutT, S>>(S::THREADS, S::SMEM);
   if (err != cudaSuccess) return err;
-  w4a16_skinny<T, OutT, RT, KW, 8, true><<<grid, KW * 32, size_t(x_bytes), stream>>>(p, pitch);
-  return cudaGetLastError();
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned((p.n + S::BN - 1) / S::BN), unsigned((p.m + S::BM - 1) / S::BM), unsigned(splits));
+  cfg.blockDim = dim3(S::THREADS);
+  cfg.dynamicSmemBytes = S::SMEM;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = 1;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = unsigned(splits);
+  cfg.attrs = attr;
+  cfg.numAttrs = splits > 1 ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, w4a16_wide<T, OutT, S>, p, splits);
+}
+
+template <typename T, typename OutT>
+cudaError_t wide_splits(const W4A16Problem& p, const DeviceInfo& info, int* splits) {
+  int fit = 1;
+  const cudaError_t err = prepare_kernel<&w4a16_wide<T, OutT, WideTile>>(WideTile::THREADS, WideTile::SMEM, &fit);
+  if (err != cudaSuccess) return err;
+  *splits = choose_splits(p.m, p.n, p.k, fit * info.sms, info.major >= 9);
+  return cudaSuccess;
 }
 
 template <typename T, typename OutT>
@@ -400,16 +524,15 @@ cudaError_t launch_w4a16_typed(const W4A16Problem& p, cudaStream_t stream) {
   if (err != cudaSuccess) return err;
   if (p.m <= kW4A16SkinnyMaxM) {
     const bool eight = choose_skinny_warps(p.n, info.sms) == 8;
-    if (p.m <= 8) return eight ? launch_skinny<T, OutT, 1, 8>(p, stream) : launch_skinny<T, OutT, 1, 4>(p, stream);
-    return eight ? launch_skinny<T, OutT, 2, 8>(p, stream) : launch_skinny<T, OutT, 2, 4>(p, stream);
+    if (p.m <= 8) {
+      return eight ? launch_skinny<T, OutT, 1, 8, 3, 3>(p, stream) : launch_skinny<T, OutT, 1, 4, 4, 4>(p, stream);
+    }
+    return eight ? launch_skinny<T, OutT, 2, 8, 4, 2>(p, stream) : launch_skinny<T, OutT, 2, 4, 2, 6>(p, stream);
   }
-  switch (choose_tile(p.m, p.n, info.sms).index) {
-    case 0: return launch_tiled<T, OutT, Shape128x64>(p, stream);
-    case 1: return launch_tiled<T, OutT, Shape128x48>(p, stream);
-    case 2: return launch_tiled<T, OutT, Shape64x64>(p, stream);
-    case 3: return launch_tiled<T, OutT, Shape64x48>(p, stream);
-    default: return launch_tiled<T, OutT, Shape32x64>(p, stream);
-  }
+  int splits = 1;
+  err = wide_splits<T, OutT>(p, info, &splits);
+  if (err != cudaSuccess) return err;
+  return launch_wide<T, OutT, WideTile>(p, splits, stream);
 }
 
 }  // namespace

@@ -24,8 +24,9 @@ void quantize_mxfp4_into(const char* op, const at::Tensor& x, const QuantizeMxfp
   const int64_t k = x.size(-1);
   if (x.numel() == 0) return;
   const at::Tensor rows = aligned_rows(x, k, 16);
-  // The kernel stores 8 code bytes at once; an output that does not start on an 8-byte boundary gets a staging copy.
-  const bool direct = is_aligned(q, 8);
+  // The kernels store 8 or 16 code bytes at once; an output that does not start on a 16-byte boundary gets a staging
+  // copy.
+  const bool direct = is_aligned(q, 16);
   at::Tensor q_bytes = direct ? q.view(at::kByte) : at::empty(q.sizes(), q.options().dtype(at::kByte));
   check_launch(core::cuda::quantize_mxfp4(rows.const_data_ptr(), plan.x_type, rows.size(0), k, rows.stride(0), plan.mode,
                                           static_cast<uint8_t*>(q_bytes.mutable_data_ptr()),
