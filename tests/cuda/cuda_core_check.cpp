@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "check_cuda.h"
 #include "cuda/cuda_kernels.h"
 #include "fp8.h"
 #include "mxfp4.h"
@@ -18,15 +19,6 @@ using namespace mxkernels::core;
 namespace {
 
 int failures = 0;
-
-#define CHECK_CUDA(call)                                                                \
-  do {                                                                                  \
-    const cudaError_t e_ = (call);                                                      \
-    if (e_ != cudaSuccess) {                                                            \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                     \
-    }                                                                                   \
-  } while (0)
 
 template <typename T>
 T* to_device(const std::vector<T>& h) {

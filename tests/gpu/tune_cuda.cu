@@ -13,20 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "../cuda/check_cuda.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/w4a16_kernels.cuh"
 
 using namespace mxkernels::core;
 using namespace mxkernels::core::cuda;
-
-#define CK(call)                                                                                          \
-  do {                                                                                                    \
-    const cudaError_t e_ = (call);                                                                        \
-    if (e_ != cudaSuccess) {                                                                              \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));          \
-      std::exit(1);                                                                                       \
-    }                                                                                                     \
-  } while (0)
 
 __device__ uint32_t hash32(uint64_t i, uint32_t seed) {
   uint64_t z = i * 0x9E3779B97F4A7C15ull + seed;
@@ -101,31 +93,31 @@ float bf16_to_float(uint16_t b) {
 template <typename F>
 double time_graph(F fn, int calls, cudaStream_t st) {
   for (int i = 0; i < 3; ++i) fn(i);
-  CK(cudaStreamSynchronize(st));
+  CHECK_CUDA(cudaStreamSynchronize(st));
   cudaGraph_t graph;
   cudaGraphExec_t exec;
-  CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+  CHECK_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
   for (int i = 0; i < calls; ++i) fn(i);
-  CK(cudaStreamEndCapture(st, &graph));
-  CK(cudaGraphInstantiate(&exec, graph, 0));
-  CK(cudaGraphLaunch(exec, st));
-  CK(cudaStreamSynchronize(st));
+  CHECK_CUDA(cudaStreamEndCapture(st, &graph));
+  CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  CHECK_CUDA(cudaGraphLaunch(exec, st));
+  CHECK_CUDA(cudaStreamSynchronize(st));
   cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
+  CHECK_CUDA(cudaEventCreate(&a));
+  CHECK_CUDA(cudaEventCreate(&b));
   std::vector<float> ts;
   for (int r = 0; r < 7; ++r) {
-    CK(cudaEventRecord(a, st));
-    CK(cudaGraphLaunch(exec, st));
-    CK(cudaEventRecord(b, st));
-    CK(cudaEventSynchronize(b));
+    CHECK_CUDA(cudaEventRecord(a, st));
+    CHECK_CUDA(cudaGraphLaunch(exec, st));
+    CHECK_CUDA(cudaEventRecord(b, st));
+    CHECK_CUDA(cudaEventSynchronize(b));
     float ms;
-    CK(cudaEventElapsedTime(&ms, a, b));
+    CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
     ts.push_back(ms);
   }
   std::sort(ts.begin(), ts.end());
-  CK(cudaGraphExecDestroy(exec));
-  CK(cudaGraphDestroy(graph));
+  CHECK_CUDA(cudaGraphExecDestroy(exec));
+  CHECK_CUDA(cudaGraphDestroy(graph));
   return ts[3] * 1e-3 / calls;
 }
 
@@ -197,23 +189,23 @@ int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::string(argv[1]) == "quick";
   const bool profile = argc > 1 && std::string(argv[1]) == "profile";
   cudaDeviceProp prop;
-  CK(cudaGetDeviceProperties(&prop, 0));
+  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("%s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
   cudaStream_t st;
-  CK(cudaStreamCreate(&st));
+  CHECK_CUDA(cudaStreamCreate(&st));
 
   // ---- copy ----
   const size_t copy_bytes = size_t(1) << 30;
   void *src, *dst;
-  CK(cudaMalloc(&src, copy_bytes));
-  CK(cudaMalloc(&dst, copy_bytes));
+  CHECK_CUDA(cudaMalloc(&src, copy_bytes));
+  CHECK_CUDA(cudaMalloc(&dst, copy_bytes));
   const double t_copy = time_graph([&](int) {
     stream_copy<<<4 * 132 * 4, 256, 0, st>>>(static_cast<const uint4*>(src), static_cast<uint4*>(dst), int64_t(copy_bytes / 16));
   }, 10, st);
   const double copy_rate = 2.0 * copy_bytes / t_copy;
   std::printf("copy: %.2f TB/s\n", copy_rate / 1e12);
-  CK(cudaFree(src));
-  CK(cudaFree(dst));
+  CHECK_CUDA(cudaFree(src));
+  CHECK_CUDA(cudaFree(dst));
 
   // ---- quantize bf16 [16384, 7168] ----
   if (!profile) {
@@ -222,38 +214,38 @@ int main(int argc, char** argv) {
     float* x32;
     uint8_t *q1, *s1, *q2, *s2;
     unsigned long long* diff;
-    CK(cudaMalloc(&x, n * 2));
-    CK(cudaMalloc(&x32, n * 4));
-    CK(cudaMalloc(&q1, n / 2));
-    CK(cudaMalloc(&q2, n / 2));
-    CK(cudaMalloc(&s1, n / 32));
-    CK(cudaMalloc(&s2, n / 32));
-    CK(cudaMalloc(&diff, 8));
+    CHECK_CUDA(cudaMalloc(&x, n * 2));
+    CHECK_CUDA(cudaMalloc(&x32, n * 4));
+    CHECK_CUDA(cudaMalloc(&q1, n / 2));
+    CHECK_CUDA(cudaMalloc(&q2, n / 2));
+    CHECK_CUDA(cudaMalloc(&s1, n / 32));
+    CHECK_CUDA(cudaMalloc(&s2, n / 32));
+    CHECK_CUDA(cudaMalloc(&diff, 8));
     const double bytes = 2.0 * n + n / 2 + n / 32;
     for (int pass = 0; pass < 2; ++pass) {
       // pass 0: values over 40 binades (all the code paths); pass 1: the full exponent range
       fill_bf16<<<4096, 256, 0, st>>>(x, n, 17 + pass, pass == 0 ? 100 : 0, pass == 0 ? 40 : 255);
       bf16_to_f32<<<4096, 256, 0, st>>>(x, x32, n);
       for (ScaleMode mode : {ScaleMode::rceil, ScaleMode::floor, ScaleMode::ceil, ScaleMode::even}) {
-        CK(quantize_mxfp4(x, FloatType::bf16, rows, k, k, mode, q1, s1, st));
-        CK(quantize_mxfp4(x32, FloatType::f32, rows, k, k, mode, q2, s2, st));
-        CK(cudaMemsetAsync(diff, 0, 8, st));
+        CHECK_CUDA(quantize_mxfp4(x, FloatType::bf16, rows, k, k, mode, q1, s1, st));
+        CHECK_CUDA(quantize_mxfp4(x32, FloatType::f32, rows, k, k, mode, q2, s2, st));
+        CHECK_CUDA(cudaMemsetAsync(diff, 0, 8, st));
         count_diff<<<1024, 256, 0, st>>>(q1, q2, n / 2, diff);
         count_diff<<<1024, 256, 0, st>>>(s1, s2, n / 32, diff);
         unsigned long long h = 0;
-        CK(cudaMemcpyAsync(&h, diff, 8, cudaMemcpyDeviceToHost, st));
-        CK(cudaStreamSynchronize(st));
-        const double t = time_graph([&](int) { CK(quantize_mxfp4(x, FloatType::bf16, rows, k, k, mode, q1, s1, st)); }, 20, st);
+        CHECK_CUDA(cudaMemcpyAsync(&h, diff, 8, cudaMemcpyDeviceToHost, st));
+        CHECK_CUDA(cudaStreamSynchronize(st));
+        const double t = time_graph([&](int) { CHECK_CUDA(quantize_mxfp4(x, FloatType::bf16, rows, k, k, mode, q1, s1, st)); }, 20, st);
         std::printf("quantize bf16 mode %d pass %d: %.1f us, %.1f%% of copy, %llu bytes differ from the f32 kernel\n",
                     int(mode), pass, t * 1e6, bytes / t / copy_rate * 100, h);
       }
     }
-    CK(cudaFree(x));
-    CK(cudaFree(x32));
-    CK(cudaFree(q1));
-    CK(cudaFree(q2));
-    CK(cudaFree(s1));
-    CK(cudaFree(s2));
+    CHECK_CUDA(cudaFree(x));
+    CHECK_CUDA(cudaFree(x32));
+    CHECK_CUDA(cudaFree(q1));
+    CHECK_CUDA(cudaFree(q2));
+    CHECK_CUDA(cudaFree(s1));
+    CHECK_CUDA(cudaFree(s2));
   }
 
   // ---- W4A16 ----
@@ -261,9 +253,9 @@ int main(int argc, char** argv) {
   const int64_t wq_bytes = N * K / 2, ws_bytes = N * K / 32;
   const int copies = int(std::max<int64_t>(2, (3 * int64_t(prop.l2CacheSize) + wq_bytes - 1) / wq_bytes));
   uint8_t *wq, *ws, *ws_odd;
-  CK(cudaMalloc(&wq, wq_bytes * copies));
-  CK(cudaMalloc(&ws, ws_bytes * copies));
-  CK(cudaMalloc(&ws_odd, ws_bytes));
+  CHECK_CUDA(cudaMalloc(&wq, wq_bytes * copies));
+  CHECK_CUDA(cudaMalloc(&ws, ws_bytes * copies));
+  CHECK_CUDA(cudaMalloc(&ws_odd, ws_bytes));
   fill_bytes<<<4096, 256, 0, st>>>(wq, wq_bytes * copies, 5, 0, 256);
   fill_bytes<<<4096, 256, 0, st>>>(ws, ws_bytes * copies, 6, 118, 12);
   fill_bytes<<<4096, 256, 0, st>>>(ws_odd, ws_bytes, 7, 60, 130);  // wide: many spans take the exact path
@@ -271,10 +263,10 @@ int main(int argc, char** argv) {
   void* out;
   double *ref, *mag;
   const int64_t max_m = 1024;
-  CK(cudaMalloc(&x, max_m * K * 2));
-  CK(cudaMalloc(&out, max_m * N * 4));
-  CK(cudaMalloc(&ref, max_m * N * 8));
-  CK(cudaMalloc(&mag, max_m * N * 8));
+  CHECK_CUDA(cudaMalloc(&x, max_m * K * 2));
+  CHECK_CUDA(cudaMalloc(&out, max_m * N * 4));
+  CHECK_CUDA(cudaMalloc(&ref, max_m * N * 8));
+  CHECK_CUDA(cudaMalloc(&mag, max_m * N * 8));
   fill_bf16<<<1024, 256, 0, st>>>(x, max_m * K, 9, 122, 8);
 
   if (profile) {
@@ -284,16 +276,16 @@ int main(int argc, char** argv) {
     p.out = out, p.ldo = N, p.out_type = FloatType::bf16, p.w = wq, p.w_scales = ws;
     for (int rep = 0; rep < 2; ++rep) {
       p.m = 1;
-      CK((launch_skinny<__nv_bfloat16, __nv_bfloat16, 1, 8, 3, 3>(p, st)));
+      CHECK_CUDA((launch_skinny<__nv_bfloat16, __nv_bfloat16, 1, 8, 3, 3>(p, st)));
       p.m = 128;
-      CK((launch_wide<__nv_bfloat16, __nv_bfloat16, WideShape<8, 4>>(p, 2, st)));
+      CHECK_CUDA((launch_wide<__nv_bfloat16, __nv_bfloat16, WideShape<8, 4>>(p, 2, st)));
     }
-    CK(cudaStreamSynchronize(st));
+    CHECK_CUDA(cudaStreamSynchronize(st));
     return 0;
   }
   {
     uint32_t* sink;
-    CK(cudaMalloc(&sink, 1 << 20));
+    CHECK_CUDA(cudaMalloc(&sink, 1 << 20));
     const double t_empty = time_graph([&](int) { empty_kernel<<<360, 256, 0, st>>>(reinterpret_cast<int*>(sink)); }, 4 * copies, st);
     const double t_read8 = time_graph([&](int i) { read_kernel<8, 3><<<360, 256, 0, st>>>(wq + (i % copies) * wq_bytes, K / 2, int(K / 32), sink); }, 4 * copies, st);
     const double t_read16 = time_graph([&](int i) { read_kernel<16, 2><<<360, 512, 0, st>>>(wq + (i % copies) * wq_bytes, K / 2, int(K / 32), sink); }, 4 * copies, st);
@@ -347,17 +339,17 @@ int main(int argc, char** argv) {
     std::vector<Variant>& vs = m <= 16 ? skinny : wide_variants;
     reference_gemm<<<unsigned((m * N + 127) / 128), 128, 0, st>>>(x, false, wq, ws, m, N, K, ref, mag);
     std::vector<double> href(m * N), hmag(m * N);
-    CK(cudaMemcpy(href.data(), ref, m * N * 8, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(hmag.data(), mag, m * N * 8, cudaMemcpyDeviceToHost));
+    CHECK_CUDA(cudaMemcpy(href.data(), ref, m * N * 8, cudaMemcpyDeviceToHost));
+    CHECK_CUDA(cudaMemcpy(hmag.data(), mag, m * N * 8, cudaMemcpyDeviceToHost));
     for (const Variant& v : vs) {
       if (v.name.find("rt1") != std::string::npos && m > 8) continue;
       W4A16Problem p;
       p.m = m, p.n = N, p.k = K, p.x = x, p.ldx = K, p.x_type = FloatType::bf16, p.ldw = K / 2, p.ldw_scales = K / 32;
       p.out = out, p.ldo = N, p.out_type = FloatType::bf16;
       p.w = wq, p.w_scales = ws;
-      CK(v.launch(p, st));
+      CHECK_CUDA(v.launch(p, st));
       std::vector<uint16_t> h(m * N);
-      CK(cudaMemcpy(h.data(), out, m * N * 2, cudaMemcpyDeviceToHost));
+      CHECK_CUDA(cudaMemcpy(h.data(), out, m * N * 2, cudaMemcpyDeviceToHost));
       double worst = 0;
       for (int64_t i = 0; i < m * N; ++i) {
         const double bound = (128 + K / 32 + 2) * std::ldexp(1.0, -22) * hmag[i] + std::ldexp(1.0, -8) * std::fabs(href[i]) + 1e-30;
@@ -366,23 +358,23 @@ int main(int argc, char** argv) {
       const double t = time_graph([&](int i) {
         W4A16Problem pi = p;
         pi.w = wq + (i % copies) * wq_bytes, pi.w_scales = ws + (i % copies) * ws_bytes;
-        CK(v.launch(pi, st));
+        CHECK_CUDA(v.launch(pi, st));
       }, 4 * copies, st);
       // The exact path: scales over 130 binades.
       p.w_scales = ws_odd;
       reference_gemm<<<unsigned((m * N + 127) / 128), 128, 0, st>>>(x, false, wq, ws_odd, m, N, K, ref, mag);
       std::vector<double> oref(m * N), omag(m * N);
-      CK(cudaMemcpy(oref.data(), ref, m * N * 8, cudaMemcpyDeviceToHost));
-      CK(cudaMemcpy(omag.data(), mag, m * N * 8, cudaMemcpyDeviceToHost));
-      CK(v.launch(p, st));
-      CK(cudaMemcpy(h.data(), out, m * N * 2, cudaMemcpyDeviceToHost));
+      CHECK_CUDA(cudaMemcpy(oref.data(), ref, m * N * 8, cudaMemcpyDeviceToHost));
+      CHECK_CUDA(cudaMemcpy(omag.data(), mag, m * N * 8, cudaMemcpyDeviceToHost));
+      CHECK_CUDA(v.launch(p, st));
+      CHECK_CUDA(cudaMemcpy(h.data(), out, m * N * 2, cudaMemcpyDeviceToHost));
       double worst_odd = 0;
       for (int64_t i = 0; i < m * N; ++i) {
         if (!std::isfinite(oref[i]) || std::fabs(oref[i]) > 1e38) continue;
         const double bound = (128 + K / 32 + 2) * std::ldexp(1.0, -22) * omag[i] + std::ldexp(1.0, -8) * std::fabs(oref[i]) + 1e-38;
         worst_odd = std::max(worst_odd, std::fabs(bf16_to_float(h[i]) - oref[i]) / bound);
       }
-      const double t_odd = time_graph([&](int) { CK(v.launch(p, st)); }, 20, st);
+      const double t_odd = time_graph([&](int) { CHECK_CUDA(v.launch(p, st)); }, 20, st);
       std::printf("M=%5lld %-24s %7.2f us  %5.1f%% of copy  %6.1f TFLOP/s  err/bound %.3f | wide scales %7.2f us (L2) err/bound %.3f\n",
                   (long long)m, v.name.c_str(), t * 1e6, (wq_bytes + ws_bytes) / t / copy_rate * 100,
                   2.0 * m * N * K / t / 1e12, worst, t_odd * 1e6, worst_odd);

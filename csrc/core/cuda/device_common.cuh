@@ -72,7 +72,8 @@ __device__ __forceinline__ uint16_t narrow(float v) {
 // The eight E2M1 codes of a 32-bit word (element i in bits 4i..4i+3) as four pairs of 16-bit floats, exact:
 // pair[0] = (e0, e4), pair[1] = (e1, e5), pair[2] = (e2, e6), pair[3] = (e3, e7). The sign and the three magnitude
 // bits of the codes in bits 12..15 and 28..31 are moved into place as a float whose exponent field is the code's
-// exponent, a value 2^-126 (bf16) or 2^-14 (fp16) times too small (0.5 lands on a subnormal); one multiply rescales.
+// exponent, a value 2^-126 (bf16) or 2^-14 (fp16) times too small (0.5 lands on a subnormal); one multiply by
+// `factor` (a pair of equal 16-bit floats, fold_factor) rescales it, and may scale it by a power of two on the way.
 template <typename T>
 struct E2m1Decode;
 template <>
@@ -92,7 +93,7 @@ struct E2m1Decode<__half> {
   static constexpr int kMinFoldShift = -13;
 };
 
-// kRescale * 2^shift as a pair of 16-bit floats, for decode_e2m1x8_times: the decoded values are 2^shift times
+// kRescale * 2^shift as a pair of 16-bit floats, for decode_e2m1x8: the decoded values are 2^shift times
 // the codes' values, for shift in [kMinFoldShift, 0], where they are normal numbers of T (and, in bf16, their
 // products with activations above 2^-66 are normal float32), so exact.
 template <typename T>
@@ -101,10 +102,8 @@ __device__ __forceinline__ uint32_t fold_factor(int shift) {
   return f * 0x10001u;
 }
 
-// As decode_e2m1x8 with the rescaling multiply by `factor` (a pair of equal 16-bit floats) instead of kRescale:
-// passing kRescale times a block's scale folds the scale into the decoded values (exact while they stay normal).
 template <typename T>
-__device__ __forceinline__ void decode_e2m1x8_times(uint32_t q, uint32_t factor, uint32_t pair[4]) {
+__device__ __forceinline__ void decode_e2m1x8(uint32_t q, uint32_t factor, uint32_t pair[4]) {
   using D = E2m1Decode<T>;
   const typename D::Pair f = *reinterpret_cast<const typename D::Pair*>(&factor);
 #pragma unroll
@@ -114,11 +113,6 @@ __device__ __forceinline__ void decode_e2m1x8_times(uint32_t q, uint32_t factor,
     pair[i] = *reinterpret_cast<uint32_t*>(&v);
     q <<= 4;
   }
-}
-
-template <typename T>
-__device__ __forceinline__ void decode_e2m1x8(uint32_t q, uint32_t pair[4]) {
-  decode_e2m1x8_times<T>(q, uint32_t(E2m1Decode<T>::kRescale) * 0x10001u, pair);
 }
 
 // Eight consecutive activations (x0..x7 as four 32-bit pairs) reordered to match decode_e2m1x8's pairs:

@@ -62,8 +62,8 @@ __device__ __forceinline__ FoldedScale fold_scales(const uint32_t q[4], uint32_t
 template <typename T>
 __device__ __forceinline__ void decode_word_pair(uint32_t q0, uint32_t q1, uint32_t f0, uint32_t f1, uint32_t a[2][4]) {
   uint32_t wa[4], wb[4];
-  decode_e2m1x8_times<T>(q0, f0, wa);
-  decode_e2m1x8_times<T>(q1, f1, wb);
+  decode_e2m1x8<T>(q0, f0, wa);
+  decode_e2m1x8<T>(q1, f1, wb);
   a[0][0] = wa[0], a[0][1] = wb[0], a[0][2] = wa[1], a[0][3] = wb[1];
   a[1][0] = wa[2], a[1][1] = wb[2], a[1][2] = wa[3], a[1][3] = wb[3];
 }
