@@ -156,6 +156,11 @@ __global__ void stream_kernel(const uint4* w, int64_t n16, uint32_t* out) {
   if (v == 0x12345678u) out[blockIdx.x] = v;
 }
 
+template <int RT, int KW, int U, int MIN_BLOCKS>
+cudaError_t staged_skinny(const W4A16Problem& p, cudaStream_t stream) {
+  return launch_skinny<__nv_bfloat16, __nv_bfloat16, RT, KW, U, MIN_BLOCKS>(p, stream);
+}
+
 template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS>
 cudaError_t launch_skinny_global_x(const W4A16Problem& p, cudaStream_t stream) {
   w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, false><<<unsigned((p.n + 15) / 16), KW * 32, 0, stream>>>(p, 0);
@@ -275,10 +280,10 @@ int main(int argc, char** argv) {
     p.n = N, p.k = K, p.x = x, p.ldx = K, p.x_type = FloatType::bf16, p.ldw = K / 2, p.ldw_scales = K / 32;
     p.out = out, p.ldo = N, p.out_type = FloatType::bf16, p.w = wq, p.w_scales = ws;
     for (int rep = 0; rep < 2; ++rep) {
-      p.m = 1;
-      CHECK_CUDA((launch_skinny<__nv_bfloat16, __nv_bfloat16, 1, 8, 3, 3>(p, st)));
-      p.m = 128;
-      CHECK_CUDA((launch_wide<__nv_bfloat16, __nv_bfloat16, WideShape<8, 4>>(p, 2, st)));
+      for (int64_t m : {1, 16, 128}) {  // the library's kernels
+        p.m = m;
+        CHECK_CUDA((launch_w4a16_typed<__nv_bfloat16, __nv_bfloat16>(p, st)));
+      }
     }
     CHECK_CUDA(cudaStreamSynchronize(st));
     return 0;
@@ -303,17 +308,22 @@ int main(int argc, char** argv) {
     }
   }
   std::vector<Variant> skinny = {
+      {"library", launch_w4a16_typed<__nv_bfloat16, __nv_bfloat16>},
       {"skinny rt1 kw8 u2 b3 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 1, 8, 2, 3>},
-      {"skinny rt1 kw8 u3 b3", launch_skinny<__nv_bfloat16, __nv_bfloat16, 1, 8, 3, 3>},
-      {"skinny rt1 kw8 u2 b3", launch_skinny<__nv_bfloat16, __nv_bfloat16, 1, 8, 2, 3>},
-      {"skinny rt1 kw8 u4 b2", launch_skinny<__nv_bfloat16, __nv_bfloat16, 1, 8, 4, 2>},
-      {"skinny rt1 kw4 u2 b6", launch_skinny<__nv_bfloat16, __nv_bfloat16, 1, 4, 2, 6>},
-      {"skinny rt1 kw4 u4 b4", launch_skinny<__nv_bfloat16, __nv_bfloat16, 1, 4, 4, 4>},
-      {"skinny rt1 kw16 u2 b1", launch_skinny<__nv_bfloat16, __nv_bfloat16, 1, 16, 2, 1>},
-      {"skinny rt1 kw16 u1 b2", launch_skinny<__nv_bfloat16, __nv_bfloat16, 1, 16, 1, 2>},
-      {"skinny rt2 kw8 u2 b3", launch_skinny<__nv_bfloat16, __nv_bfloat16, 2, 8, 2, 3>},
-      {"skinny rt2 kw8 u4 b2", launch_skinny<__nv_bfloat16, __nv_bfloat16, 2, 8, 4, 2>},
-      {"skinny rt2 kw16 u2 b1", launch_skinny<__nv_bfloat16, __nv_bfloat16, 2, 16, 2, 1>},
+      {"skinny rt1 kw8 u3 b3", staged_skinny<1, 8, 3, 3>},
+      {"skinny rt1 kw8 u2 b3", staged_skinny<1, 8, 2, 3>},
+      {"skinny rt1 kw8 u4 b2", staged_skinny<1, 8, 4, 2>},
+      {"skinny rt1 kw4 u2 b6", staged_skinny<1, 4, 2, 6>},
+      {"skinny rt1 kw4 u4 b4", staged_skinny<1, 4, 4, 4>},
+      {"skinny rt1 kw16 u2 b1", staged_skinny<1, 16, 2, 1>},
+      {"skinny rt1 kw16 u1 b2", staged_skinny<1, 16, 1, 2>},
+      {"skinny rt2 kw8 u2 b3", staged_skinny<2, 8, 2, 3>},
+      {"skinny rt2 kw8 u2 b3 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 2, 8, 2, 3>},
+      {"skinny rt2 kw8 u4 b2 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 2, 8, 4, 2>},
+      {"skinny rt2 kw4 u4 b4 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 2, 4, 4, 4>},
+      {"skinny rt2 kw4 u4 b4", staged_skinny<2, 4, 4, 4>},
+      {"skinny rt2 kw8 u4 b2", staged_skinny<2, 8, 4, 2>},
+      {"skinny rt2 kw16 u2 b1", staged_skinny<2, 16, 2, 1>},
   };
   using B = __nv_bfloat16;
   auto wide = [](auto shape, int splits) {

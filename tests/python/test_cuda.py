@@ -206,6 +206,25 @@ def test_w4a16_edge_scales_and_odd_shapes(m):
         check_w4a16(col[finite], x[finite], q[2:3], s[2:3], None)
 
 
+@pytest.mark.parametrize("m", [1, 9, 128])
+def test_w4a16_bf16_scale_window_edges(m):
+    # With bf16 activations the scales 77..138 are applied in the decode; a span with any other scale takes the
+    # block-by-block path. Columns at both ends of the window, just past them (76, 139) in some blocks, and scales
+    # spread over 70..145 (spans of either kind side by side), against float64, in the skinny and wide kernels.
+    n, k = 48, 512
+    q, s = random_weight(n, k, 11, scale_range=(118, 129))
+    s[0:8, :] = 77
+    s[8:16, :] = 138
+    s[16:24, ::3] = 76
+    s[24:32, 1::5] = 139
+    s[32:48, :] = torch.randint(70, 146, (16, k // 32), dtype=torch.uint8, generator=gen(12))
+    x = torch.randn(m, k, generator=gen(13)).to(torch.bfloat16).cuda()
+    out = ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda())
+    check_w4a16(out, x, q, s, None)
+    x32 = torch.randn(m, k, generator=gen(14)).cuda()  # float32: three bf16 parts, float32 output
+    check_w4a16(ops.mxfp4_gemm_w4a16(x32, q.cuda(), s.cuda()), x32, q, s, None)
+
+
 @pytest.mark.parametrize("m", [9, 16])
 def test_w4a16_skinny_rows_too_long_for_shared_memory(m):
     # m + 1 rows of K=6144 bf16 pass the skinny kernel's 100 KiB staging limit: the warps read them from global

@@ -102,16 +102,38 @@ __device__ __forceinline__ uint32_t fold_factor(int shift) {
   return f * 0x10001u;
 }
 
+// In bf16 the sign moves 6 bits further than the magnitude, so one multiply places both: a code alone in its nibble
+// (bits 4j..4j+3 of each half), times 2^(12-4j) + 2^(6-4j), lands at bits 12..15 and 6..9, apart, and the mask keeps
+// the sign from the first copy and the magnitude from the second (one mask, one multiply, one mask per pair, where
+// the shifts take two each). fp16's gap of 3 bits would make the copies overlap, so it shifts.
+__device__ __forceinline__ uint32_t spread_e2m1_bf16(uint32_t nibbles, uint32_t times) {
+  uint32_t v;
+  asm("mul.lo.u32 %0, %1, %2;" : "=r"(v) : "r"(nibbles), "r"(times));
+  return v & 0x81C081C0u;
+}
+
 template <typename T>
 __device__ __forceinline__ void decode_e2m1x8(uint32_t q, uint32_t factor, uint32_t pair[4]) {
   using D = E2m1Decode<T>;
   const typename D::Pair f = *reinterpret_cast<const typename D::Pair*>(&factor);
+  uint32_t raw[4];
+  if constexpr (sizeof(T) == 2 && D::kShift == 6) {
+    const uint32_t q8 = q >> 8;
+    raw[0] = spread_e2m1_bf16(q & 0x000F000Fu, 0x1040u);
+    raw[1] = spread_e2m1_bf16(q & 0x00F000F0u, 0x0104u);
+    raw[2] = spread_e2m1_bf16(q8 & 0x000F000Fu, 0x1040u);
+    raw[3] = spread_e2m1_bf16(q8 & 0x00F000F0u, 0x0104u);
+  } else {
 #pragma unroll
-  for (int i = 3; i >= 0; --i) {
-    const uint32_t raw = (q & 0x80008000u) | ((q & 0x70007000u) >> D::kShift);
-    typename D::Pair v = __hmul2(*reinterpret_cast<const typename D::Pair*>(&raw), f);
+    for (int i = 3; i >= 0; --i) {
+      raw[i] = (q & 0x80008000u) | ((q & 0x70007000u) >> D::kShift);
+      q <<= 4;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    typename D::Pair v = __hmul2(*reinterpret_cast<const typename D::Pair*>(&raw[i]), f);
     pair[i] = *reinterpret_cast<uint32_t*>(&v);
-    q <<= 4;
   }
 }
 
