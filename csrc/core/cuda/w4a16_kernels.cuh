@@ -104,9 +104,9 @@ __device__ __forceinline__ void scale_add(float acc[4], const float d[4], float 
 // t of its two columns with one load each, so the k slots of one MMA hold 4 values of each of the 4 blocks. KW
 // warps of a block share 16 columns and take every KW-th span, each keeping U spans in flight; the whole spans run
 // without conditions, and the last, partial one (K not a multiple of 128) is taken by one warp afterwards.
-// A span whose scales pass span_scale has them applied to the decoded codes, and its 8 MMAs chain in float32;
-// otherwise each block's sum is taken alone (the other lanes' operands zeroed) and multiplied by its scale in
-// float32, as the CPU does (scales 0, 254, 0xFF...). Either way the span's sum is then added to the float32 total.
+// A span whose scales pass span_scale has them applied to the decoded codes, and its 8 MMAs run as two float32
+// chains; otherwise each block's sum is taken alone (the other lanes' operands zeroed) and multiplied by its scale
+// in float32, as the CPU does (scales 0, 254, 0xFF...). Either way the span's sum is then added to the float32 total.
 // Rows past M are read as copies of row M-1 and their sums dropped.
 // With X_SMEM the block first copies the m activation rows into shared memory while its first weights are in
 // flight, already paired as the MMAs take them (pair_activations) and zero past K, rows x_pitch bytes apart (16 mod
@@ -291,7 +291,7 @@ __device__ __forceinline__ void cp_async_wait() {
 
 // ---- wide: M > 16 -----------------------------------------------------------------------------------------------
 // The skinny kernel's scheme (weights as the MMA's A operand, lane t holding the whole block t of a 128-value span,
-// scales folded per span) for many rows: NW warps of 16 columns share a tile of BM = 8 TM activation rows, staged
+// scales applied per span) for many rows: NW warps of 16 columns share a tile of BM = 8 TM activation rows, staged
 // span by span (STAGES deep, cp.async) in shared memory; each warp holds its next span's codes in registers while
 // it computes the current one, so each code is loaded and decoded once per block and used for TM MMAs. Rows are
 // 256 bytes in shared memory, chunk j of row r at wide_x_chunk(j, r), so that the 8 lanes of a quarter warp (rows
