@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "float_types.h"
 
@@ -117,7 +118,7 @@ __device__ __forceinline__ void decode_e2m1x8(uint32_t q, uint32_t factor, uint3
   using D = E2m1Decode<T>;
   const typename D::Pair f = *reinterpret_cast<const typename D::Pair*>(&factor);
   uint32_t raw[4];
-  if constexpr (sizeof(T) == 2 && D::kShift == 6) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     const uint32_t q8 = q >> 8;
     raw[0] = spread_e2m1_bf16(q & 0x000F000Fu, 0x1040u);
     raw[1] = spread_e2m1_bf16(q & 0x00F000F0u, 0x0104u);

@@ -61,7 +61,7 @@ constexpr uint32_t kBf16ScaleOffset = 10;
 
 template <typename T>
 __device__ __forceinline__ SpanScale span_scale(const uint32_t q[4], uint32_t s) {
-  if constexpr (E2m1Decode<T>::kMantissaBits == 7) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     // 2^(s-1-offset) in each half (bf16 exponent field s+126-offset): the raw decode is 2^-126 times the code.
     return {(s + 126u - kBf16ScaleOffset) * 0x00800080u, float(1u << kBf16ScaleOffset),
             s - (67u + kBf16ScaleOffset) <= 61u};
