@@ -7,7 +7,7 @@ Environment:
     MXKERNELS_BUILD_TESTS / MXKERNELS_BUILD_BENCHMARKS   ON or OFF (default OFF for a plain install)
     MXKERNELS_SANITIZE    ON builds with ASan + UBSan
     MXKERNELS_CUDA        ON builds the CUDA kernels and, with a CUDA build of torch, their ops (default OFF)
-    MXKERNELS_CUDA_ARCHITECTURES   e.g. 90 (the default) or "90;100"
+    MXKERNELS_CUDA_ARCHITECTURES   e.g. 90a (the default: Hopper, with the wgmma kernel) or "90a;100"
     MAX_JOBS              parallel build jobs (default: the CPU count)
 """
 import os
@@ -44,7 +44,7 @@ class CMakeBuild(build_ext):
             f"-DMXKERNELS_BUILD_BENCHMARKS={flag('MXKERNELS_BUILD_BENCHMARKS', 'OFF')}",
             f"-DMXKERNELS_SANITIZE={flag('MXKERNELS_SANITIZE', 'OFF')}",
             f"-DMXKERNELS_CUDA={flag('MXKERNELS_CUDA', 'OFF')}",
-            f"-DMXKERNELS_CUDA_ARCHITECTURES={flag('MXKERNELS_CUDA_ARCHITECTURES', '90')}",
+            f"-DMXKERNELS_CUDA_ARCHITECTURES={flag('MXKERNELS_CUDA_ARCHITECTURES', '90a')}",
             f"-DCMAKE_BUILD_TYPE={flag('CMAKE_BUILD_TYPE', 'Release')}",
         ]
         if not (build_dir / "CMakeCache.txt").exists() and _has("ninja"):

@@ -41,7 +41,7 @@ python3 bench/bench_cuda.py "$@" 2>&1 | grep -v "^W1" | tee "$OUT/bench_cuda.log
 # The kernel variants side by side, torch-free (tests/gpu/tune_cuda.cu): the bf16 quantizer checked against the
 # float32 kernel on 235 million values, the floors (a plain stream of the weight bytes, mma.sync's rate) and the
 # W4A16 shapes and splits.
-nvcc -std=c++17 -O3 -arch=sm_90 -Icsrc/core -Icsrc -I"$(dirname "$(dirname "$(command -v nvcc)")")/include/cccl" \
+nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -DMXKERNELS_CUDA_SM90A -Icsrc/core -Icsrc -I"$(dirname "$(dirname "$(command -v nvcc)")")/include/cccl" \
   --expt-relaxed-constexpr tests/gpu/tune_cuda.cu csrc/core/cuda/quantize.cu -o /tmp/tune_cuda >"$OUT/tune_build.log" 2>&1 \
   && /tmp/tune_cuda quick >"$OUT/tune_cuda.log" 2>&1 || { echo "tune_cuda failed"; tail -5 "$OUT/tune_cuda.log"; rc=1; }
 grep -q "differ from the f32 kernel" "$OUT/tune_cuda.log" && ! grep "differ from the f32 kernel" "$OUT/tune_cuda.log" | grep -vq " 0 bytes differ" \

@@ -139,15 +139,15 @@ def float64_reference(x, q, s, bias):
 
 
 def check_w4a16(out, x, q, s, bias):
-    """Within the bound of the kernels' float32 sums (a span of up to 128 products chained in the tensor cores, then
-    at most K/32 span or block totals, 2^-22 each for the tensor cores' truncating adds) plus the rounding of the
-    output to its dtype."""
+    """Within the bound of the kernels' float32 sums (up to max(128, K) products chained in the tensor cores: spans of
+    128 in the mma.sync kernels, a warpgroup's whole K range in the wgmma kernel; then at most K/32 span, block or
+    partial totals; 2^-22 each for the tensor cores' truncating adds) plus the rounding of the output to its dtype."""
     k = x.shape[-1]
     ref, mag = float64_reference(x, q, s, bias)
     got = out.double().reshape(ref.shape)
     out_eps = {torch.float32: 2.0 ** -24, torch.bfloat16: 2.0 ** -8, torch.float16: 2.0 ** -11}[out.dtype]
     tiny = {torch.float32: 1e-38, torch.bfloat16: 1e-38, torch.float16: 2.0 ** -24}[out.dtype]
-    bound = (128 + k // 32 + 2) * 2.0 ** -22 * mag + out_eps * ref.abs() + tiny
+    bound = (max(128, k) + k // 32 + 2) * 2.0 ** -22 * mag + out_eps * ref.abs() + tiny
     err = (got - ref).abs()
     finite = torch.isfinite(ref)
     assert torch.all(err[finite] <= bound[finite]), f"max excess {(err - bound)[finite].max().item()}"
@@ -235,16 +235,42 @@ def test_w4a16_skinny_rows_too_long_for_shared_memory(m):
     check_w4a16(ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda()), x, q, s, None)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("m,n,k", [(40, 100, 1024), (17, 2880, 2880), (300, 130, 4096), (64, 64, 160)])
-def test_w4a16_wide_split_over_a_cluster(m, n, k):
-    # Few tiles: K is split over a cluster of blocks whose partial sums meet in distributed shared memory.
+def test_w4a16_split_over_a_cluster(m, n, k, dtype):
+    # Few tiles: the wide kernel splits K over a cluster of blocks whose partial sums meet in distributed shared
+    # memory.
     q, s = random_weight(n, k, m + k)
-    x = torch.randn(m, k, generator=gen(m)).to(torch.bfloat16).cuda()
+    x = torch.randn(m, k, generator=gen(m)).to(dtype).cuda()
     out = ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda())
     check_w4a16(out, x, q, s, None)
     assert torch.equal(out, ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda()))  # the same bits every time
     name = mxkernels._C.cuda_w4a16_kernel_name(m, n, k)
     assert name.startswith("wide") and "cluster" in name, name
+
+
+@pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float32])
+def test_w4a16_wgmma_edges(x_dtype):
+    # Enough tiles for the wgmma kernel on Hopper (bf16 activations; float32 ones as three bf16 parts): 1000 rows (a
+    # partial last tile of rows), 2100 columns (a partial last tile of columns), K = 33 blocks (a half last stage).
+    # Scales at both ends of the decode window (77, 138), and single scales just past it (76, 139), 0 and 255, whose
+    # column tiles take the exact block-by-block path while the others apply the scales in the decode.
+    m, n, k = 1000, 2100, 1056
+    q, s = random_weight(n, k, 21)
+    s[0:64, :] = 77
+    s[64:128, :] = 138
+    s[300, 5] = 76
+    s[700, 32] = 139
+    s[1100, 0] = 0
+    s[2090, 7] = 255
+    x = torch.randn(m, k, generator=gen(22)).to(x_dtype).cuda()
+    bias = torch.randn(n, generator=gen(23)).cuda()
+    out = ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda(), bias)
+    assert torch.isnan(out[:, 2090]).all()
+    keep = [j for j in range(n) if j != 2090]
+    check_w4a16(out[:, keep], x, q[keep], s[keep], bias[keep])
+    if torch.cuda.get_device_capability() == (9, 0) and x_dtype == torch.bfloat16:
+        assert mxkernels._C.cuda_w4a16_kernel_name(m, n, k).startswith("wgmma")
 
 
 def test_w4a16_strided_inputs():

@@ -48,13 +48,14 @@ struct W4A16Problem {
 };
 
 // M up to this runs the skinny kernel (16 columns per block, K split over its warps); above it the wide one (tiles
-// of 64 rows and 64 columns).
+// of 64 rows and 64 columns), or with bf16 activations on Hopper, where its 128 x 128 tiles fill the GPU, the wgmma
+// one.
 constexpr int64_t kW4A16SkinnyMaxM = 16;
 
 cudaError_t mxfp4_gemm_w4a16(const W4A16Problem& p, cudaStream_t stream);
 
-// Which kernel and tile mxfp4_gemm_w4a16 would run for this shape on the current device ("skinny ..." or
-// "wide 64x64..."), for benchmarks and tests.
+// Which kernel and tile mxfp4_gemm_w4a16 would run for this shape with bf16 activations on the current device
+// ("skinny ...", "wide 64x64..." or "wgmma ..."), for benchmarks and tests.
 const char* mxfp4_gemm_w4a16_kernel_name(int64_t m, int64_t n, int64_t k);
 
 }  // namespace mxkernels::core::cuda

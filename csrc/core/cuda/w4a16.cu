@@ -1,5 +1,5 @@
 #include "cuda/w4a16_internal.h"
-#include "cuda/w4a16_kernels.cuh"
+#include "cuda/w4a16_launch.cuh"
 
 namespace mxkernels::core::cuda {
 
@@ -22,7 +22,8 @@ const char* mxfp4_gemm_w4a16_kernel_name(int64_t m, int64_t n, int64_t k) {
     return eight ? "skinny 16 columns x 16 rows, 8 warps over K" : "skinny 16 columns x 16 rows, 4 warps over K";
   }
   W4A16Problem p;
-  p.m = m, p.n = n, p.k = k;
+  p.m = m, p.n = n, p.k = k, p.ldx = k, p.ldw = k / 2, p.ldw_scales = k / 32;
+  if (use_wgmma(p, info)) return "wgmma 128 columns x 128 rows";
   int splits = 1;
   if (wide_splits<__nv_bfloat16, __nv_bfloat16>(p, info, &splits) != cudaSuccess) return "unknown (no CUDA device)";
   static const char* kNames[4] = {"wide 64x64", "wide 64x64, K split over a cluster of 2",

@@ -470,12 +470,12 @@ __global__ void __launch_bounds__(S::THREADS) w4a16_wide(W4A16Problem p, int spl
 
 struct DeviceInfo {
   int sms = 0;
-  int major = 0;  // compute capability; clusters need 9
+  int major = 0, minor = 0;  // compute capability; clusters need 9, wgmma 9.0
 };
 
 inline cudaError_t device_info(DeviceInfo* info) {
   constexpr int kMaxDevices = 64;
-  static int sms[kMaxDevices] = {}, major[kMaxDevices] = {};
+  static int sms[kMaxDevices] = {}, major[kMaxDevices] = {}, minor[kMaxDevices] = {};
   int dev = 0;
   cudaError_t err = cudaGetDevice(&dev);
   if (err != cudaSuccess) return err;
@@ -483,11 +483,14 @@ inline cudaError_t device_info(DeviceInfo* info) {
   if (sms[dev] == 0) {
     err = cudaDeviceGetAttribute(&major[dev], cudaDevAttrComputeCapabilityMajor, dev);
     if (err != cudaSuccess) return err;
+    err = cudaDeviceGetAttribute(&minor[dev], cudaDevAttrComputeCapabilityMinor, dev);
+    if (err != cudaSuccess) return err;
     err = cudaDeviceGetAttribute(&sms[dev], cudaDevAttrMultiProcessorCount, dev);
     if (err != cudaSuccess) return err;
   }
   info->sms = sms[dev];
   info->major = major[dev];
+  info->minor = minor[dev];
   return cudaSuccess;
 }
 
@@ -585,27 +588,6 @@ cudaError_t wide_splits(const W4A16Problem& p, const DeviceInfo& info, int* spli
   if (err != cudaSuccess) return err;
   *splits = choose_splits(p.m, p.n, p.k, fit * info.sms, info.major >= 9);
   return cudaSuccess;
-}
-
-template <typename T, typename OutT>
-cudaError_t launch_w4a16_typed(const W4A16Problem& p, cudaStream_t stream) {
-  DeviceInfo info;
-  cudaError_t err = device_info(&info);
-  if (err != cudaSuccess) return err;
-  if (p.m <= kW4A16SkinnyMaxM) {
-    const bool eight = choose_skinny_warps(p.n, info.sms) == 8;
-    // Up to 8 rows the activations are staged in shared memory; 9 to 16 rows are read from global memory by each
-    // warp (on an H200 at N=5760, K=2880: 10.6 us against 14.6 us staged, tests/gpu/tune_cuda.cu).
-    if (p.m <= 8) {
-      return eight ? launch_skinny<T, OutT, 1, 8, 2, 3>(p, stream) : launch_skinny<T, OutT, 1, 4, 4, 4>(p, stream);
-    }
-    return eight ? launch_skinny<T, OutT, 2, 8, 2, 3>(p, stream, false)
-                 : launch_skinny<T, OutT, 2, 4, 2, 6>(p, stream, false);
-  }
-  int splits = 1;
-  err = wide_splits<T, OutT>(p, info, &splits);
-  if (err != cudaSuccess) return err;
-  return launch_wide<T, OutT, WideTile>(p, splits, stream);
 }
 
 }  // namespace
