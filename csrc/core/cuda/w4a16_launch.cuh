@@ -18,8 +18,8 @@ inline bool wgmma_fits(const W4A16Problem& p) {
 }
 
 // The wgmma kernel where its tiles fill the multiprocessors (one block each); with fewer tiles the wide kernel's K
-// split over a cluster measured faster (on an H200 at N=5760, K=2880: M=128 27.3 us wide against 34.6 us wgmma
-// unsplit and 41 us split over 2; M=1024 101 us wgmma against 153 us wide, tests/gpu/tune_cuda.cu).
+// split over a cluster measured faster (on an H200 at N=5760, K=2880: M=128 27.5 us wide against 36.6 us wgmma
+// unsplit and 41 us split over 2; M=384 71.1 us against 72.1; M=1024 107 us against 154, tests/gpu/tune_cuda.cu).
 inline bool use_wgmma(const W4A16Problem& p, const DeviceInfo& info) {
   if (!kHaveWgmma || p.x_type != FloatType::bf16 || p.m <= kW4A16SkinnyMaxM || info.major != 9 || info.minor != 0) {
     return false;

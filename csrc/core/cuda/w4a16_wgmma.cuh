@@ -102,20 +102,6 @@ struct WgmmaShape {
   static_assert(STAGES >= 2 && BT == 128, "wgmma_rs has the m64n128k16 form only");
 };
 
-// The exact path's shared-memory loads, MMAs and adds, kept in program order (volatile).
-__device__ __forceinline__ uint32_t lds32_in_order(const void* p) {
-  uint32_t v;
-  asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(p))));
-  return v;
-}
-
-__device__ __forceinline__ void mma_16816_in_order(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 // Named barrier `id` over the 128 threads of one warpgroup.
 __device__ __forceinline__ void warpgroup_sync(int id) { asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory"); }
 
@@ -298,13 +284,11 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p) {
 #pragma unroll
               for (int q = 0; q < 2; ++q) {
                 const int kk = 2 * blk + q;
-                const uint32_t b0 = lds32_in_order(xrow + (((2 * kk) ^ g) << 4));
-                const uint32_t b1 = lds32_in_order(xrow + (((2 * kk + 1) ^ g) << 4));
-                mma_16816_in_order(d, ak[kk], b0, b1);
+                const uint32_t b0 = *reinterpret_cast<const uint32_t*>(xrow + (((2 * kk) ^ g) << 4));
+                const uint32_t b1 = *reinterpret_cast<const uint32_t*>(xrow + (((2 * kk + 1) ^ g) << 4));
+                mma_16816<__nv_bfloat16>(d, ak[kk], b0, b1, d);
               }
               scale_add(acc[h] + 4 * j, d, g0, g1);
-#pragma unroll
-              for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(acc[h][4 * j + e]));
             }
           }
         }
