@@ -27,6 +27,11 @@ rc=0
 "$BUILD/cuda_core_check" 2>&1 | tee "$OUT/cuda_core_check.log" || rc=1
 compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/cuda_core_check" >"$OUT/memcheck.log" 2>&1 \
   && echo "compute-sanitizer memcheck: clean" || { echo "compute-sanitizer memcheck: FAILED"; tail -30 "$OUT/memcheck.log"; rc=1; }
+# The wgmma kernel's stages pass between warpgroups through named barriers: racecheck and synccheck watch them.
+for tool in racecheck synccheck; do
+  compute-sanitizer --tool $tool --error-exitcode 9 "$BUILD/cuda_core_check" >"$OUT/$tool.log" 2>&1 \
+    && echo "compute-sanitizer $tool: clean" || { echo "compute-sanitizer $tool: FAILED"; tail -30 "$OUT/$tool.log"; rc=1; }
+done
 python3 -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning tests/python/test_cuda.py \
   tests/python/test_mxfp4_linear.py 2>&1 | tee "$OUT/pytest.log" | tail -25
 [ "${PIPESTATUS[0]}" = 0 ] || rc=1

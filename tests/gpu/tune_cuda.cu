@@ -212,8 +212,8 @@ int main(int argc, char** argv) {
   CHECK_CUDA(cudaFree(src));
   CHECK_CUDA(cudaFree(dst));
 
-  // ---- quantize bf16 [16384, 7168] ----
-  if (!profile) {
+  // ---- quantize bf16 [16384, 7168] (not when only some M are asked for) ----
+  if (!profile && argc <= 2) {
     const int64_t rows = 16384, k = 7168, n = rows * k;
     uint16_t* x;
     float* x32;
@@ -288,7 +288,7 @@ int main(int argc, char** argv) {
     CHECK_CUDA(cudaStreamSynchronize(st));
     return 0;
   }
-  {
+  if (argc <= 2) {
     uint32_t* sink;
     CHECK_CUDA(cudaMalloc(&sink, 1 << 20));
     const double t_empty = time_graph([&](int) { empty_kernel<<<360, 256, 0, st>>>(reinterpret_cast<int*>(sink)); }, 4 * copies, st);
@@ -330,14 +330,29 @@ int main(int argc, char** argv) {
     using S = decltype(shape);
     return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wide<B, B, S>(p, splits, st); };
   };
+  auto wg = [](auto shape, int splits) {
+    using S = decltype(shape);
+    return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wgmma<B, S>(p, splits, st); };
+  };
   std::vector<Variant> wide_variants = {
       {"library", launch_w4a16_typed<B, B>},
-      {"wgmma 128x128 st4", launch_wgmma<B, WgmmaShape<128, 4>>},
-      {"wgmma 128x128 st3", launch_wgmma<B, WgmmaShape<128, 3>>},
+      {"wgmma 192 p3 s1", wg(WgmmaShape<3, 3, 7, 6>{}, 1)},
+      {"wgmma 192 p3 s4", wg(WgmmaShape<3, 3, 7, 6>{}, 4)},
+      {"wgmma 192 p2 s1", wg(WgmmaShape<3, 2, 7, 6>{}, 1)},
+      {"wgmma 128 p3 s2", wg(WgmmaShape<2, 3, 7, 8>{}, 2)},
       {"wide tm8 nw4 s1", wide(WideShape<8, 4>{}, 1)},
       {"wide tm8 nw4 s2", wide(WideShape<8, 4>{}, 2)},
   };
-  for (int64_t m : {1, 4, 8, 16, 128, 384, 1024}) {
+  std::vector<int64_t> ms = {1, 4, 8, 16, 32, 64, 128, 384, 1024};
+  if (argc > 2) {  // tune_cuda quick 128,1024: only these M
+    ms.clear();
+    for (const char* c = argv[2]; *c;) {
+      ms.push_back(std::strtoll(c, const_cast<char**>(&c), 10));
+      if (*c == ',') ++c;
+    }
+  }
+  const char* only = argc > 3 ? argv[3] : "";  // and only the variants whose name contains this
+  for (int64_t m : ms) {
     if (quick && (m == 4 || m == 8)) continue;
     std::vector<Variant>& vs = m <= 16 ? skinny : wide_variants;
     reference_gemm<<<unsigned((m * N + 127) / 128), 128, 0, st>>>(x, false, wq, ws, m, N, K, ref, mag);
@@ -346,6 +361,7 @@ int main(int argc, char** argv) {
     CHECK_CUDA(cudaMemcpy(hmag.data(), mag, m * N * 8, cudaMemcpyDeviceToHost));
     for (const Variant& v : vs) {
       if (v.name.find("rt1") != std::string::npos && m > 8) continue;
+      if (v.name.find(only) == std::string::npos) continue;
       W4A16Problem p;
       p.m = m, p.n = N, p.k = K, p.x = x, p.ldx = K, p.x_type = FloatType::bf16, p.ldw = K / 2, p.ldw_scales = K / 32;
       p.out = out, p.ldo = N, p.out_type = FloatType::bf16;

@@ -238,23 +238,26 @@ def test_w4a16_skinny_rows_too_long_for_shared_memory(m):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("m,n,k", [(40, 100, 1024), (17, 2880, 2880), (300, 130, 4096), (64, 64, 160)])
 def test_w4a16_split_over_a_cluster(m, n, k, dtype):
-    # Few tiles: the wide kernel splits K over a cluster of blocks whose partial sums meet in distributed shared
-    # memory.
+    # Few tiles: the kernel (wgmma for bf16 on Hopper, else wide) splits K over a cluster of blocks whose partial
+    # sums meet in distributed shared memory.
     q, s = random_weight(n, k, m + k)
     x = torch.randn(m, k, generator=gen(m)).to(dtype).cuda()
     out = ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda())
     check_w4a16(out, x, q, s, None)
     assert torch.equal(out, ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda()))  # the same bits every time
-    name = mxkernels._C.cuda_w4a16_kernel_name(m, n, k)
-    assert name.startswith("wide") and "cluster" in name, name
+    if dtype == torch.bfloat16:  # the name is the bf16 kernel's
+        name = mxkernels._C.cuda_w4a16_kernel_name(m, n, k)
+        hopper = torch.cuda.get_device_capability() == (9, 0)
+        assert name.startswith("wgmma" if hopper else "wide") and "cluster" in name, name
 
 
 @pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float32])
 def test_w4a16_wgmma_edges(x_dtype):
     # Enough tiles for the wgmma kernel on Hopper (bf16 activations; float32 ones as three bf16 parts): 1000 rows (a
     # partial last tile of rows), 2100 columns (a partial last tile of columns), K = 33 blocks (a half last stage).
-    # Scales at both ends of the decode window (77, 138), and single scales just past it (76, 139), 0 and 255, whose
-    # column tiles take the exact block-by-block path while the others apply the scales in the decode.
+    # Scales at both ends of the decode window (77, 138), single scales just past it (76, 139), 0 and 255, whose
+    # tiles take the exact block-by-block path while the others apply the scales in the decode, and an all-zero block
+    # with scale 200 (zeros whatever the scale: the decode path).
     m, n, k = 1000, 2100, 1056
     q, s = random_weight(n, k, 21)
     s[0:64, :] = 77
@@ -263,6 +266,8 @@ def test_w4a16_wgmma_edges(x_dtype):
     s[700, 32] = 139
     s[1100, 0] = 0
     s[2090, 7] = 255
+    q[1500, 16 * 3 : 16 * 4] = 0x88  # -0 codes
+    s[1500, 3] = 200
     x = torch.randn(m, k, generator=gen(22)).to(x_dtype).cuda()
     bias = torch.randn(n, generator=gen(23)).cuda()
     out = ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda(), bias)

@@ -23,7 +23,13 @@ const char* mxfp4_gemm_w4a16_kernel_name(int64_t m, int64_t n, int64_t k) {
   }
   W4A16Problem p;
   p.m = m, p.n = n, p.k = k, p.ldx = k, p.ldw = k / 2, p.ldw_scales = k / 32;
-  if (use_wgmma(p, info)) return "wgmma 128 columns x 128 rows";
+  if (use_wgmma(p, info)) {
+    static const char* kNames[4] = {
+        "wgmma 192 columns x 128 rows", "wgmma 192 columns x 128 rows, K split over a cluster of 2",
+        "wgmma 192 columns x 128 rows, K split over a cluster of 3",
+        "wgmma 192 columns x 128 rows, K split over a cluster of 4"};
+    return kNames[wgmma_splits(p, info) - 1];
+  }
   int splits = 1;
   if (wide_splits<__nv_bfloat16, __nv_bfloat16>(p, info, &splits) != cudaSuccess) return "unknown (no CUDA device)";
   static const char* kNames[4] = {"wide 64x64", "wide 64x64, K split over a cluster of 2",

@@ -547,29 +547,29 @@ cudaError_t launch_skinny(const W4A16Problem& p, cudaStream_t stream, bool stage
 // from 128 to 1024, tests/gpu/tune_cuda.cu).
 using WideTile = WideShape<8, 4>;
 
-// K splits (1 to 4): only when one block per tile leaves multiprocessor slots idle (a split costs a cluster barrier
-// and the exchange of partial sums, and measured slower than more waves), then the fewest waves per split.
-inline int choose_splits(int64_t m, int64_t n, int64_t k, int slots, bool clusters) {
-  const int64_t tiles = ((m + WideTile::BM - 1) / WideTile::BM) * ((n + WideTile::BN - 1) / WideTile::BN);
+// K splits (1 to 4, at most one per K step of the kernel): only when one block per tile leaves multiprocessor slots
+// idle (a split costs a cluster barrier and the exchange of partial sums, and measured slower than more waves), then
+// the fewest waves per split.
+inline int choose_splits(int64_t tiles, int64_t k_steps, int slots, bool clusters) {
   if (!clusters || tiles >= slots) return 1;
-  const int64_t spans = (k / 32 + 3) / 4;
   int best = 1;
   double best_cost = 1.0;
-  for (int s = 2; s <= 4 && s <= spans; ++s) {
+  for (int s = 2; s <= 4 && s <= k_steps; ++s) {
     const double cost = double((tiles * s + slots - 1) / slots) / s;
     if (cost < best_cost) best = s, best_cost = cost;
   }
   return best;
 }
 
-template <typename T, typename OutT, typename S>
-cudaError_t launch_wide(const W4A16Problem& p, int splits, cudaStream_t stream) {
-  const cudaError_t err = prepare_kernel<&w4a16_wide<T, OutT, S>>(S::THREADS, S::SMEM);
-  if (err != cudaSuccess) return err;
+// Launches a tiled W4A16 kernel (column tiles of bn, row tiles of bm) with K split over `splits` blocks along z,
+// which form a cluster when there is more than one.
+template <typename Kernel>
+cudaError_t launch_tiles(Kernel kernel, const W4A16Problem& p, int bn, int bm, int threads, int smem, int splits,
+                         cudaStream_t stream) {
   cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned((p.n + S::BN - 1) / S::BN), unsigned((p.m + S::BM - 1) / S::BM), unsigned(splits));
-  cfg.blockDim = dim3(S::THREADS);
-  cfg.dynamicSmemBytes = S::SMEM;
+  cfg.gridDim = dim3(unsigned((p.n + bn - 1) / bn), unsigned((p.m + bm - 1) / bm), unsigned(splits));
+  cfg.blockDim = dim3(unsigned(threads));
+  cfg.dynamicSmemBytes = size_t(smem);
   cfg.stream = stream;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
@@ -578,7 +578,14 @@ cudaError_t launch_wide(const W4A16Problem& p, int splits, cudaStream_t stream) 
   attr[0].val.clusterDim.z = unsigned(splits);
   cfg.attrs = attr;
   cfg.numAttrs = splits > 1 ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, w4a16_wide<T, OutT, S>, p, splits);
+  return cudaLaunchKernelEx(&cfg, kernel, p, splits);
+}
+
+template <typename T, typename OutT, typename S>
+cudaError_t launch_wide(const W4A16Problem& p, int splits, cudaStream_t stream) {
+  const cudaError_t err = prepare_kernel<&w4a16_wide<T, OutT, S>>(S::THREADS, S::SMEM);
+  if (err != cudaSuccess) return err;
+  return launch_tiles(w4a16_wide<T, OutT, S>, p, S::BN, S::BM, S::THREADS, S::SMEM, splits, stream);
 }
 
 template <typename T, typename OutT>
@@ -586,7 +593,8 @@ cudaError_t wide_splits(const W4A16Problem& p, const DeviceInfo& info, int* spli
   int fit = 1;
   const cudaError_t err = prepare_kernel<&w4a16_wide<T, OutT, WideTile>>(WideTile::THREADS, WideTile::SMEM, &fit);
   if (err != cudaSuccess) return err;
-  *splits = choose_splits(p.m, p.n, p.k, fit * info.sms, info.major >= 9);
+  const int64_t tiles = ((p.m + WideTile::BM - 1) / WideTile::BM) * ((p.n + WideTile::BN - 1) / WideTile::BN);
+  *splits = choose_splits(tiles, (p.k / 32 + 3) / 4, fit * info.sms, info.major >= 9);
   return cudaSuccess;
 }
 

@@ -1,6 +1,5 @@
 // Which W4A16 kernel runs: the skinny one up to 16 rows; above, the wgmma kernel for bf16 activations where this
-// build has it, the device is an sm_90 (Hopper) and its tiles fill the multiprocessors, else the wide mma.sync
-// kernel.
+// build has it and the device is an sm_90 (Hopper), else the wide mma.sync kernel.
 #pragma once
 #include "cuda/w4a16_kernels.cuh"
 #include "cuda/w4a16_wgmma.cuh"
@@ -8,33 +7,35 @@
 namespace mxkernels::core::cuda {
 namespace {
 
-// Tiles of 128 columns x 128 rows (m64n128k16 MMAs), 4 stages of 64 K values per warpgroup.
-using WgmmaTile = WgmmaShape<128, 4>;
+// Tiles of 192 columns x 128 rows, three producer warpgroups, rings of 7 activation and 6 code stages (the fastest
+// on an H200 at N=5760, K=2880 for M = 128, 384 and 1024, tests/gpu/tune_cuda.cu; the 7 activation slots also hold
+// the partial sums).
+using WgmmaTile = WgmmaShape<3, 3, 7, 6>;
 
-// The kernel addresses a tile's rows by 32-bit byte offsets from its first row.
-inline bool wgmma_fits(const W4A16Problem& p) {
-  constexpr int64_t kLimit = int64_t(1) << 31;
-  return p.ldx * 2 * WgmmaTile::BT < kLimit && p.ldw * WgmmaTile::BN < kLimit && p.ldw_scales * WgmmaTile::BN < kLimit;
+// The kernel addresses a tile's activation rows by 32-bit byte offsets from its first row.
+inline bool wgmma_fits(const W4A16Problem& p) { return p.ldx * 2 * WgmmaTile::BT < (int64_t(1) << 31); }
+
+inline bool use_wgmma(const W4A16Problem& p, const DeviceInfo& info) {
+  return kHaveWgmma && p.x_type == FloatType::bf16 && p.m > kW4A16SkinnyMaxM && info.major == 9 && info.minor == 0 &&
+         wgmma_fits(p);
 }
 
-// The wgmma kernel where its tiles fill the multiprocessors (one block each); with fewer tiles the wide kernel's K
-// split over a cluster measured faster (on an H200 at N=5760, K=2880: M=128 27.5 us wide against 36.6 us wgmma
-// unsplit and 41 us split over 2; M=384 71.1 us against 72.1; M=1024 107 us against 154, tests/gpu/tune_cuda.cu).
-inline bool use_wgmma(const W4A16Problem& p, const DeviceInfo& info) {
-  if (!kHaveWgmma || p.x_type != FloatType::bf16 || p.m <= kW4A16SkinnyMaxM || info.major != 9 || info.minor != 0) {
-    return false;
-  }
+// K split over a cluster of up to 4 blocks where the tiles alone leave SMs idle (one block per SM): the most splits
+// that still fit one wave (on an H200 at N=5760, K=2880, M=384: 90 tiles unsplit 49.6 us, split over 4 in 2.7 waves
+// 55.1 us; M=128: 30 tiles unsplit 49.8 us, split over 4 19.5 us).
+inline int wgmma_splits(const W4A16Problem& p, const DeviceInfo& info) {
   const int64_t tiles = ((p.n + WgmmaTile::BN - 1) / WgmmaTile::BN) * ((p.m + WgmmaTile::BT - 1) / WgmmaTile::BT);
-  return tiles >= info.sms && wgmma_fits(p);
+  const int64_t k_steps = (p.k / 32 + 1) / 2;
+  int splits = 1;
+  while (splits < 4 && splits < k_steps && tiles * (splits + 1) <= info.sms) ++splits;
+  return splits;
 }
 
 template <typename OutT, typename S>
-cudaError_t launch_wgmma(const W4A16Problem& p, cudaStream_t stream) {
+cudaError_t launch_wgmma(const W4A16Problem& p, int splits, cudaStream_t stream) {
   const cudaError_t err = prepare_kernel<&w4a16_wgmma<OutT, S>>(S::THREADS, S::SMEM);
   if (err != cudaSuccess) return err;
-  const dim3 grid(unsigned((p.n + S::BN - 1) / S::BN), unsigned((p.m + S::BT - 1) / S::BT));
-  w4a16_wgmma<OutT, S><<<grid, S::THREADS, S::SMEM, stream>>>(p);
-  return cudaGetLastError();
+  return launch_tiles(w4a16_wgmma<OutT, S>, p, S::BN, S::BT, S::THREADS, S::SMEM, splits, stream);
 }
 
 template <typename T, typename OutT>
@@ -53,7 +54,7 @@ cudaError_t launch_w4a16_typed(const W4A16Problem& p, cudaStream_t stream) {
                  : launch_skinny<T, OutT, 2, 4, 2, 6>(p, stream, false);
   }
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    if (use_wgmma(p, info)) return launch_wgmma<OutT, WgmmaTile>(p, stream);
+    if (use_wgmma(p, info)) return launch_wgmma<OutT, WgmmaTile>(p, wgmma_splits(p, info), stream);
   }
   int splits = 1;
   err = wide_splits<T, OutT>(p, info, &splits);

@@ -1,21 +1,5 @@
-// The W4A16 kernel for large M with bf16 activations on Hopper: warpgroup MMAs (wgmma, sm_90a), the decoded weights
-// as the register A operand (64 output columns per warpgroup), the activations as the B operand read by the tensor
-// cores straight from shared memory (BT rows of a 64-value K slice per stage, 128-byte swizzled rows, staged with
-// cp.async). A block takes 128 columns: each of its two warpgroups runs its own pipeline over half of K for all 128
-// columns (two 64-column MMAs per k step), so that while one decodes, the other's MMAs keep the tensor cores busy;
-// their sums meet in shared memory. The launcher uses it only where the tiles fill the multiprocessors (no K split
-// over blocks).
-//
-// The k order of an MMA is fixed here by the activations' natural order in shared memory, so lane t of a quad needs
-// byte t of each 4-byte word of its column's block: it reads the whole 16-byte block (the quad's lanes read the same
-// address, one broadcast) and gathers its four bytes with three byte permutes; one swap of nibble pairs then gives
-// decode_e2m1x8 each byte's two codes as one pair (decode_gathered).
-//
-// Scales: where every scale of the block's 128 columns is in [77, 138], each 32-value block's scale is applied in
-// the decode as in the other kernels (its own scale over 2^10) and the tensor cores sum the whole K range in float32,
-// then the total is multiplied by 2^10. Otherwise the block takes the exact path: each 32-value block's sums come
-// from mma.sync (the activations read from the same swizzled tiles), multiplied by the block's scale in float32 and
-// added to the float32 total, as on the CPU.
+// The W4A16 kernel for M > 16 with bf16 activations on Hopper: warpgroup MMAs (wgmma, sm_90a) with both operands in
+// shared memory, fed by warpgroups that decode the codes into bf16 tiles (w4a16_wgmma below).
 #pragma once
 #include "cuda/w4a16_kernels.cuh"
 
@@ -52,20 +36,16 @@ __device__ __forceinline__ uint64_t swizzled_tile_descriptor(const void* smem) {
   return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
 }
 
-// D (64 x N, float32) += A (64 x 16 bf16, registers: each warp's 16 rows as in mma.m16n8k16) * B (16 x N, shared).
-template <int N>
-__device__ __forceinline__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc);
-
-template <>
-__device__ __forceinline__ void wgmma_rs<128>(float (&d)[64], const uint32_t (&a)[4], uint64_t desc) {
+// D (64 x 128, float32) += A (64 x 16 bf16) * B (16 x 128 bf16), both K-major swizzled tiles in shared memory.
+__device__ __forceinline__ void wgmma_ss_m64n128(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
   asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
       "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
       "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
       "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
       "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-      "}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
         "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
         "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
@@ -74,257 +54,345 @@ __device__ __forceinline__ void wgmma_rs<128>(float (&d)[64], const uint32_t (&a
         "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
         "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
         "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "n"(1)
+      : "l"(desc_a), "l"(desc_b)
       : "memory");
 }
 
-// Lane t's byte t of each word of a 16-byte block v (words v.x..v.w: K values 8i..8i+7), decoded times `factor`:
-// pair[i] = the two codes of that byte (K 8i + 2t and 8i + 2t + 1). The gather puts the words' bytes in the order
-// (0, 2, 1, 3), so that one swap of nibbles 1, 3 with 4, 6 leaves each byte's low code at nibble i and its high
-// code at nibble i + 4, which decode_e2m1x8 pairs. sel = t | (t + 4) << 4.
-__device__ __forceinline__ void decode_gathered(const uint4& v, uint32_t sel, uint32_t factor, uint32_t pair[4]) {
-  const uint32_t even = __byte_perm(v.x, v.z, sel), odd = __byte_perm(v.y, v.w, sel);
-  uint32_t h = __byte_perm(even, odd, 0x5410);
-  const uint32_t d = ((h >> 12) ^ h) & 0x0000F0F0u;
-  h ^= d ^ (d << 12);
-  decode_e2m1x8<__nv_bfloat16>(h, factor, pair);
-}
-
-template <int BT_, int STAGES_>
+// ---- the kernel --------------------------------------------------------------------------------------------------
+// PWG warpgroups (the producers) copy the activations and codes of each 64-value K stage (cp.async), decode the
+// codes into a 128-byte swizzled bf16 tile in shared memory, and warpgroup 0 (the consumer) runs the stage's
+// m64n128k16 MMAs on the two tiles while the producers decode the next. Stages are handed over through named
+// barriers (full: decoded and landed; empty: the MMAs that read it are done), and setmaxnreg gives the consumer's
+// accumulators the registers the producers do not need. (Decoding into the MMA's register operand instead, an earlier
+// kernel, made each warpgroup wait for its MMAs before decoding the next stage: ptxas serializes register-A wgmma
+// whose registers are rewritten while they run.) A block takes BN = 64 MB columns and 128 activation rows over a
+// share of K: K may be split over a cluster of blocks whose partial sums meet in rank order through distributed
+// shared memory (the same bits on every run).
+//
+// The decoded tile keeps the activations' natural K order: decode_e2m1x8 gives the pairs (e0, e4) (e1, e5) ... of a
+// word, and four byte permutes make them (e0, e1) (e2, e3) ... before the 16-byte store.
+//
+// The decode applies each block's scale (its own scale over 2^10) where that is exact: scales in [77, 138], or a
+// block whose codes are all zeros. Any other block (scale 0, 255, 139...) makes the whole block of the grid compute
+// its share again on the exact path: per 32-value block, float32 sums of exact products times the scale, as on the
+// CPU. Real weights never need it; it is correct, not fast.
+template <int MB_, int PWG_, int X_SLOTS_, int CODE_SLOTS_>
 struct WgmmaShape {
-  static constexpr int BT = BT_, BN = 128, THREADS = 256, STAGES = STAGES_;
-  static constexpr int X_BYTES = BT * 128, W_BYTES = BN * 32, STAGE_BYTES = X_BYTES + W_BYTES;
-  static constexpr int PIPE_BYTES = STAGES * STAGE_BYTES;  // per warpgroup
-  static constexpr int PART_PITCH = BN + 4;  // floats; the partial sums' rows, conflict-free for the D fragments
+  // PWG producer warpgroups.
+  static constexpr int MB = MB_, BN = 64 * MB, BT = 128, PRODUCERS = 128 * PWG_, THREADS = 128 + PRODUCERS;
+  // Three rings: activations (X_SLOTS; refilled for stage it + X_SLOTS - 2 once stage it - 2's MMAs are done),
+  // decoded weights (3; written for stage it once stage it - 3's MMAs are done) and codes (CODE_SLOTS; refilled for
+  // stage it + CODE_SLOTS - 1 once stage it - 1 is decoded: each thread decodes the codes it copies), so that the
+  // loads from memory are issued several stages ahead while the decoded tiles take little room.
+  static constexpr int X_SLOTS = X_SLOTS_, A_SLOTS = 3, CODE_SLOTS = CODE_SLOTS_;
+  static constexpr int LEAD = (X_SLOTS - 2 < CODE_SLOTS - 1) ? X_SLOTS - 2 : CODE_SLOTS - 1;  // stages
+  static constexpr int X_BYTES = BT * 128, A_BYTES = BN * 128, CODE_BYTES = BN * 32;  // multiples of 1024
+  // Layout: codes, decoded tiles, activations; the partial sums at the end take only activation slots, which no
+  // thread writes after its last stage has landed (so the producers' decode stores and the consumer's partial sums
+  // never share an address).
+  static constexpr int CODE_RING = 0, A_RING = CODE_SLOTS * CODE_BYTES, X_RING = A_RING + A_SLOTS * A_BYTES;
+  static constexpr int RINGS = X_RING + X_SLOTS * X_BYTES;
+  static constexpr int PART_PITCH = BN + 4;  // floats; conflict-free for the D fragments, rows 16-byte aligned
   static constexpr int PART_BYTES = BT * PART_PITCH * 4;
+  static constexpr int PART = RINGS - PART_BYTES;  // byte offset, 16-byte aligned
   // + 1024: the swizzled tiles need 1024-byte alignment, which the dynamic shared memory does not promise.
-  static constexpr int SMEM = (2 * PIPE_BYTES > PART_BYTES ? 2 * PIPE_BYTES : PART_BYTES) + 1024;
-  static_assert(STAGES >= 2 && BT == 128, "wgmma_rs has the m64n128k16 form only");
+  static constexpr int SMEM = RINGS + 1024;
+  // Per producer thread and stage, in rounds of PRODUCERS (the last one partial): 16-byte activation chunks and
+  // decode units (one 32-value block of codes, 16 bytes, which the thread also copies).
+  static constexpr int X_CHUNKS = (BT * 8 + PRODUCERS - 1) / PRODUCERS;
+  static constexpr int DECODE_UNITS = (BN * 2 + PRODUCERS - 1) / PRODUCERS;
+  // Registers per thread after setmaxnreg (multiples of 8, within the 64K of the multiprocessor).
+  static constexpr int CONSUMER_REGS = 232, PRODUCER_REGS = (65536 - CONSUMER_REGS * 128) / PRODUCERS / 8 * 8;
+  static_assert(X_SLOTS >= 3 && CODE_SLOTS >= 2 && SMEM <= 227 * 1024, "rings");
+  static_assert(PART_BYTES <= X_SLOTS * X_BYTES && PART % 16 == 0, "the partial sums fit the activation ring");
+  static_assert(CONSUMER_REGS * 128 + PRODUCER_REGS * PRODUCERS <= 65536, "registers");
 };
 
-// Named barrier `id` over the 128 threads of one warpgroup.
-__device__ __forceinline__ void warpgroup_sync(int id) { asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory"); }
+__device__ __forceinline__ void named_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void named_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
+// The value of an E2M1 code (sign in bit 3).
+__device__ __forceinline__ float e2m1_float(uint32_t c) {
+  const uint32_t e = (c >> 1) & 3u, m = c & 1u;
+  const float mag = e == 0 ? 0.5f * float(m) : float(1u << (e - 1)) * (1.0f + 0.5f * float(m));
+  return (c & 8u) ? -mag : mag;
+}
 
 template <typename OutT, typename S>
-__global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p) {
+__global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int splits) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  constexpr int BT = S::BT, ND = BT / 2, STAGES = S::STAGES;
+  constexpr int BT = S::BT, BN = S::BN, MB = S::MB;
+  // Named barrier ids: full (stage it decoded and landed) and empty (stage it's MMAs done), each in turns of 3.
+  constexpr int kFull = 1, kEmpty = 4;
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024 - (static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) & 1023)) & 1023);
-  const int tid = threadIdx.x, lane = tid & 31, g = lane >> 2, t = lane & 3, wtid = tid & 127;
-  // The warpgroup and warp indices through a shuffle from lane 0, so that the compiler sees warp-uniform values
-  // (wgmma in a branch it cannot prove uniform gets serialized).
-  const int wg = __shfl_sync(0xFFFFFFFFu, tid >> 7, 0), warp = __shfl_sync(0xFFFFFFFFu, (tid >> 5) & 3, 0);
-  const int64_t n0 = int64_t(blockIdx.x) * S::BN, m0 = int64_t(blockIdx.y) * BT;
+  const int tid = threadIdx.x;
+  const int wg = __shfl_sync(0xFFFFFFFFu, tid >> 7, 0);
+  const int64_t n0 = int64_t(blockIdx.x) * BN, m0 = int64_t(blockIdx.y) * BT;
   const int nblk = int(p.k / 32), nst = (nblk + 1) / 2;
-  // This warpgroup's half of the stages (64 K values each).
-  const int st_begin = wg == 0 ? 0 : nst / 2, st_end = wg == 0 ? nst / 2 : nst;
+  const int st_begin = int(int64_t(nst) * blockIdx.z / splits), st_end = int(int64_t(nst) * (blockIdx.z + 1) / splits);
   const int n_it = st_end - st_begin;
-  uint8_t* pipe = smem + wg * S::PIPE_BYTES;
   const __nv_bfloat16* x = static_cast<const __nv_bfloat16*>(p.x);
+  bool bad = false;
 
-  // Staging (per warpgroup): thread wtid copies 16-byte chunk wtid % 8 of activation rows wtid / 8 + 16 i (rows
-  // past M read row M-1, their sums dropped), and chunk wtid % 2 of weight columns wtid / 2 + 64 i (past N: column
-  // N-1); past K, zeros. Columns are 32 bytes apart, their two chunks swapped where bit 2 of the column is set, so
-  // that the 8 columns a warp reads at once hit distinct banks.
-  constexpr int XR = BT / 16;
-  const int xc = wtid & 7, xr0 = wtid >> 3;
-  // Byte offsets from the tile's first row (32 bits: wgmma_fits checks the strides).
-  const uint8_t* x_tile = reinterpret_cast<const uint8_t*>(x + m0 * p.ldx + xc * 8);
-  uint32_t x_off[XR];
+  float acc[MB][64];
 #pragma unroll
-  for (int i = 0; i < XR; ++i) x_off[i] = uint32_t(min(int64_t(xr0 + 16 * i), p.m - 1 - m0) * p.ldx * 2);
-  const int x_dst = xr0 * 128 + ((xc ^ (xr0 & 7)) << 4);
-  const int wr = wtid >> 1, wb = wtid & 1;
-  const uint8_t* w_tile = p.w + n0 * p.ldw + wb * 16;
-  uint32_t w_off[2];
+  for (int mb = 0; mb < MB; ++mb)
 #pragma unroll
-  for (int i = 0; i < 2; ++i) w_off[i] = uint32_t(min(int64_t(wr + 64 * i), p.n - 1 - n0) * p.ldw);
-  const int w_dst = S::X_BYTES + wr * 32 + ((wb ^ ((wr >> 2) & 1)) << 4);
-  auto issue = [&](int it, int slot) {
-    uint8_t* stage = pipe + slot * S::STAGE_BYTES;
-    const int64_t k0 = int64_t(st_begin + it) * 64;
-    const bool x_ok = k0 + xc * 8 < p.k;
+    for (int i = 0; i < 64; ++i) acc[mb][i] = 0.f;
+
+  if (wg != 0) {
+    // ---- producers ----
+    setmaxnreg_dec<S::PRODUCER_REGS>();
+    const int u = tid - 128;
+    // Activations: chunk c = u + PRODUCERS i is 16-byte piece c % 8 of row c / 8 (past M: row M-1, dropped at the
+    // end).
+    const int xc = u & 7;  // the same for every round, PRODUCERS being a multiple of 8
+    const uint8_t* x_tile = reinterpret_cast<const uint8_t*>(x + m0 * p.ldx + xc * 8);
+    uint32_t x_off[S::X_CHUNKS];
+    int x_dst[S::X_CHUNKS];
 #pragma unroll
-    for (int i = 0; i < XR; ++i) {
-      cp_async16(stage + x_dst + i * 2048, x_ok ? x_tile + x_off[i] + 2 * k0 : p.x, x_ok ? 16 : 0);
+    for (int i = 0; i < S::X_CHUNKS; ++i) {
+      const int row = (u + S::PRODUCERS * i) >> 3;
+      x_off[i] = uint32_t(min(int64_t(row), p.m - 1 - m0) * p.ldx * 2);
+      x_dst[i] = row * 128 + ((xc ^ (row & 7)) << 4);
     }
-    const bool w_ok = k0 + wb * 32 < p.k;
+    // Codes: decode unit b = u + PRODUCERS i is block b % 2 of column b / 2 (past N: column N-1). Each thread copies
+    // the blocks it decodes itself, so that waiting for its own copies is enough (no barrier among the producers),
+    // and consecutive lanes store distinct 16-byte pieces of the swizzled rows.
+    constexpr int kUnits = BN * 2;
+    const uint8_t* w_unit[S::DECODE_UNITS];
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      cp_async16(stage + w_dst + i * 2048, w_ok ? w_tile + w_off[i] + k0 / 2 : p.w, w_ok ? 16 : 0);
+    for (int i = 0; i < S::DECODE_UNITS; ++i) {
+      const int b = min(u + S::PRODUCERS * i, kUnits - 1);
+      w_unit[i] = p.w + min(n0 + (b >> 1), p.n - 1) * p.ldw + (b & 1) * 16;
     }
-  };
-
-  // Whether every scale of the block's 128 columns in its warpgroup's K range is in the window: thread wtid checks
-  // column wtid, its loads issued together (each a round trip to memory otherwise), while the first stages load.
-  bool in_window = true;
-  {
-    const uint8_t* row = p.w_scales + min(n0 + wtid, p.n - 1) * p.ldw_scales;
-    const int b_end = min(2 * st_end, nblk);
-    for (int b0 = 2 * st_begin; b0 < b_end; b0 += 32) {
-      uint32_t v[32];
+    auto issue_x = [&](int it) {
+      uint8_t* slot = smem + S::X_RING + (it % S::X_SLOTS) * S::X_BYTES;
+      const int64_t k0 = int64_t(st_begin + it) * 64;
+      const bool x_ok = k0 + xc * 8 < p.k;
 #pragma unroll
-      for (int i = 0; i < 32; ++i) v[i] = b0 + i < b_end ? uint32_t(__ldg(row + b0 + i)) : 127u;
-#pragma unroll
-      for (int i = 0; i < 32; ++i) in_window &= v[i] - 77u <= 61u;
-    }
-  }
-#pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < n_it) issue(s, s);
-    cp_async_commit();
-  }
-
-  // This thread's columns (rows of the MMAs' A): c0 and c0 + 8 of each 64-column half.
-  const int c0 = warp * 16 + g;
-  const uint8_t* s_tile = p.w_scales + n0 * p.ldw_scales;
-  uint32_t s_off[2][2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) s_off[h][r] = uint32_t(min(int64_t(64 * h + c0 + 8 * r), p.n - 1 - n0) * p.ldw_scales);
-  const bool fast = __shfl_sync(0xFFFFFFFFu, __syncthreads_and(in_window), 0) != 0;
-
-  // Scales of a stage, [half][column c0, c0 + 8][block]; past K 127.
-  uint32_t sc[2][2][2];
-  auto load_scales = [&](int it) {
-    const int b = 2 * (st_begin + it);
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        sc[h][r][0] = it < n_it ? __ldg(s_tile + s_off[h][r] + b) : 127u;
-        sc[h][r][1] = it < n_it && b + 1 < nblk ? __ldg(s_tile + s_off[h][r] + b + 1) : 127u;
+      for (int i = 0; i < S::X_CHUNKS; ++i) {
+        if ((BT * 8) % S::PRODUCERS == 0 || u + S::PRODUCERS * i < BT * 8) {
+          cp_async16(slot + x_dst[i], x_ok ? x_tile + x_off[i] + 2 * k0 : p.x, x_ok ? 16 : 0);
+        }
       }
-  };
-  load_scales(0);
-
-  float acc[2][ND];
+    };
+    auto issue_codes = [&](int it) {
+      uint8_t* slot = smem + S::CODE_RING + (it % S::CODE_SLOTS) * S::CODE_BYTES;
+      const int64_t k0 = int64_t(st_begin + it) * 64;
 #pragma unroll
-  for (int h = 0; h < 2; ++h)
-#pragma unroll
-    for (int i = 0; i < ND; ++i) acc[h][i] = 0.f;
-  const uint32_t sel = uint32_t(t) | uint32_t(t + 4) << 4;
-  const int w_read = S::X_BYTES + c0 * 32 + (((g >> 2) & 1) << 4);  // block 0 of column c0; block 1 at ^ 16
-
-  // The 4 k steps' A operands of a stage for half h (both blocks of columns c0, c0 + 8), decoded times f[column][blk].
-  auto decode_half = [&](const uint8_t* stage, int h, const uint32_t (&f)[2][2], uint32_t (&ak)[4][4]) {
-#pragma unroll
-    for (int blk = 0; blk < 2; ++blk) {
-      const int off = (w_read ^ (blk << 4)) + h * 2048;
-      const uint4 v0 = *reinterpret_cast<const uint4*>(stage + off);
-      const uint4 v1 = *reinterpret_cast<const uint4*>(stage + off + 8 * 32);
-      uint32_t p0[4], p1[4];
-      decode_gathered(v0, sel, f[0][blk], p0);
-      decode_gathered(v1, sel, f[1][blk], p1);
-      ak[2 * blk][0] = p0[0], ak[2 * blk][1] = p1[0], ak[2 * blk][2] = p0[1], ak[2 * blk][3] = p1[1];
-      ak[2 * blk + 1][0] = p0[2], ak[2 * blk + 1][1] = p1[2], ak[2 * blk + 1][2] = p0[3], ak[2 * blk + 1][3] = p1[3];
-    }
-  };
-
-  // Stage it: wait for it to land, start copying stage it + STAGES - 1 into the slot that stage it - 1 used (its
-  // MMAs are done), then run `consume` on it.
-  auto pipeline_step = [&](int it, auto&& consume) {
-    cp_async_wait<STAGES - 2>();
-    fence_proxy_async();
-    warpgroup_sync(1 + wg);
-    if (it + STAGES - 1 < n_it) issue(it + STAGES - 1, (it + STAGES - 1) % STAGES);
-    cp_async_commit();
-    consume(pipe + (it % STAGES) * S::STAGE_BYTES);
-  };
-  if (fast) {
-    for (int it = 0; it < n_it; ++it) {
-      pipeline_step(it, [&](const uint8_t* stage) {
-        uint32_t a[2][4][4];
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          uint32_t f[2][2];
-#pragma unroll
-          for (int r = 0; r < 2; ++r)
-#pragma unroll
-            for (int b = 0; b < 2; ++b) f[r][b] = (sc[h][r][b] + 126u - kBf16ScaleOffset) * 0x00800080u;
-          decode_half(stage, h, f, a[h]);
+      for (int i = 0; i < S::DECODE_UNITS; ++i) {
+        const int b = u + S::PRODUCERS * i;
+        if (kUnits % S::PRODUCERS == 0 || b < kUnits) {
+          const bool ok = k0 + (b & 1) * 32 < p.k;
+          cp_async16(slot + b * 16, ok ? w_unit[i] + k0 / 2 : p.w, ok ? 16 : 0);
         }
-        load_scales(it + 1);
-        const uint64_t desc = swizzled_tile_descriptor(stage);
-        keep_registers(acc[0]);
-        keep_registers(acc[1]);
-        wgmma_fence();
+      }
+    };
+    // Virtual step v issues the activations of stage v + X_SLOTS - 2 and the codes of stage v + CODE_SLOTS - 1, as
+    // one cp.async group; steps -(CODE_SLOTS - 1) .. -1 are the prologue.
+    auto issue_step = [&](int v) {
+      const int xi = v + S::X_SLOTS - 2, ci = v + S::CODE_SLOTS - 1;
+      if (xi >= 0 && xi < n_it) issue_x(xi);
+      if (ci >= 0 && ci < n_it) issue_codes(ci);
+      cp_async_commit();
+    };
+    const uint8_t* s_col[S::DECODE_UNITS];
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-          wgmma_rs<BT>(acc[0], a[0][kk], desc + 2 * kk);
-          wgmma_rs<BT>(acc[1], a[1][kk], desc + 2 * kk);
-        }
-        wgmma_commit();
-        // All of them done before the next stage's decode redefines the A registers (an overlap makes the compiler
-        // serialize the MMAs); the other warpgroup's MMAs fill the gap.
-        wgmma_wait<0>();
-        keep_registers(acc[0]);
-        keep_registers(acc[1]);
-      });
+    for (int i = 0; i < S::DECODE_UNITS; ++i) {
+      const int b = min(u + S::PRODUCERS * i, kUnits - 1);
+      s_col[i] = p.w_scales + min(n0 + (b >> 1), p.n - 1) * p.ldw_scales + (b & 1);
     }
+    // Scales two stages ahead, in three register sets used in turn (the loop is unrolled by three, so that no
+    // register copy waits for a load in flight); past K 127.
+    uint32_t sc0[S::DECODE_UNITS], sc1[S::DECODE_UNITS], sc2[S::DECODE_UNITS];
+    auto load_scales = [&](int it, uint32_t (&dst)[S::DECODE_UNITS]) {
+      const int b0 = 2 * (st_begin + it);
+#pragma unroll
+      for (int i = 0; i < S::DECODE_UNITS; ++i) {
+        const int blk = b0 + ((u + S::PRODUCERS * i) & 1);
+        dst[i] = it < n_it && blk < nblk ? uint32_t(__ldg(s_col[i] + b0)) : 127u;
+      }
+    };
+    // Stage it: decode it with scales `cur`, hand it over, then (once stage it - 2's MMAs are done) issue virtual step
+    // it's copies; the scales of stage it + 2 go to `ahead`.
+    auto step = [&](int it, const uint32_t (&cur)[S::DECODE_UNITS], uint32_t (&ahead)[S::DECODE_UNITS]) {
+      load_scales(it + 2, ahead);
+      cp_async_wait<S::LEAD - 1>();  // this thread's copies of stage it have landed
+      const uint8_t* codes = smem + S::CODE_RING + (it % S::CODE_SLOTS) * S::CODE_BYTES;
+      uint8_t* a_tile = smem + S::A_RING + (it % S::A_SLOTS) * S::A_BYTES;
+#pragma unroll
+      for (int i = 0; i < S::DECODE_UNITS; ++i) {
+        const int b = u + S::PRODUCERS * i, col = b >> 1, blk = b & 1;
+        if (kUnits % S::PRODUCERS != 0 && b >= kUnits) continue;
+        const uint4 v = *reinterpret_cast<const uint4*>(codes + b * 16);
+        const uint32_t sv = cur[i];
+        const bool in_window = sv - 77u <= 61u;
+        bad |= !in_window && (((v.x | v.y | v.z | v.w) & 0x77777777u) != 0 || sv == 0xFFu);
+        const uint32_t f = ((in_window ? sv : 127u) + 126u - kBf16ScaleOffset) * 0x00800080u;
+        const uint32_t q[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {
+          uint32_t pr[4];
+          decode_e2m1x8<__nv_bfloat16>(q[w], f, pr);  // (e0, e4) (e1, e5) (e2, e6) (e3, e7)
+          const uint4 o = make_uint4(__byte_perm(pr[0], pr[1], 0x5410), __byte_perm(pr[2], pr[3], 0x5410),
+                                     __byte_perm(pr[0], pr[1], 0x7632), __byte_perm(pr[2], pr[3], 0x7632));
+          const int chunk = blk * 4 + w;
+          *reinterpret_cast<uint4*>(a_tile + col * 128 + ((chunk ^ (col & 7)) << 4)) = o;
+        }
+      }
+      fence_proxy_async();
+      named_arrive(kFull + it % 3, S::THREADS);
+      // Stage it - 2's MMAs are done: its activation slot is refilled now and its decoded slot takes stage it + 1.
+      if (it >= 2) named_sync(kEmpty + (it - 2) % 3, S::THREADS);
+      issue_step(it);
+    };
+    for (int v = -(S::CODE_SLOTS - 1); v < 0; ++v) issue_step(v);
+    load_scales(0, sc0);
+    load_scales(1, sc1);
+    for (int it = 0; it < n_it; it += 3) {
+      step(it, sc0, sc2);
+      if (it + 1 < n_it) step(it + 1, sc1, sc0);
+      if (it + 2 < n_it) step(it + 2, sc2, sc1);
+    }
+    cp_async_wait<0>();
   } else {
+    // ---- consumer ----
+    setmaxnreg_inc<S::CONSUMER_REGS>();
     for (int it = 0; it < n_it; ++it) {
-      pipeline_step(it, [&](const uint8_t* stage) {
+      named_sync(kFull + it % 3, S::THREADS);
+      const uint64_t desc_b = swizzled_tile_descriptor(smem + S::X_RING + (it % S::X_SLOTS) * S::X_BYTES);
+      const uint64_t desc_a = swizzled_tile_descriptor(smem + S::A_RING + (it % S::A_SLOTS) * S::A_BYTES);
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const uint32_t f[2][2] = {{fold_factor<__nv_bfloat16>(0), fold_factor<__nv_bfloat16>(0)},
-                                    {fold_factor<__nv_bfloat16>(0), fold_factor<__nv_bfloat16>(0)}};
-          uint32_t ak[4][4];
-          decode_half(stage, h, f, ak);
+      for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
+      wgmma_fence();
 #pragma unroll
-          for (int blk = 0; blk < 2; ++blk) {
-            const float g0 = e8m0_value(sc[h][0][blk]), g1 = e8m0_value(sc[h][1][blk]);
+      for (int kk = 0; kk < 4; ++kk)
 #pragma unroll
-            for (int j = 0; j < BT / 8; ++j) {
-              // B fragments of rows 8j + g: K slots 2t, 2t + 1 (chunk 2 kk), 2t + 8, 2t + 9 (chunk 2 kk + 1).
-              const uint8_t* xrow = stage + (8 * j + g) * 128 + 4 * t;
-              float d[4] = {0.f, 0.f, 0.f, 0.f};
+        for (int mb = 0; mb < MB; ++mb) wgmma_ss_m64n128(acc[mb], desc_a + mb * (8192 >> 4) + 2 * kk, desc_b + 2 * kk);
+      wgmma_commit();
+      wgmma_wait<1>();
 #pragma unroll
-              for (int q = 0; q < 2; ++q) {
-                const int kk = 2 * blk + q;
-                const uint32_t b0 = *reinterpret_cast<const uint32_t*>(xrow + (((2 * kk) ^ g) << 4));
-                const uint32_t b1 = *reinterpret_cast<const uint32_t*>(xrow + (((2 * kk + 1) ^ g) << 4));
-                mma_16816<__nv_bfloat16>(d, ak[kk], b0, b1, d);
-              }
-              scale_add(acc[h] + 4 * j, d, g0, g1);
+      for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
+      // Stage it - 1's MMAs are done; the producers wait for that at their step it + 1, if there is one.
+      if (it >= 1 && it + 1 < n_it) named_arrive(kEmpty + (it - 1) % 3, S::THREADS);
+    }
+    wgmma_wait<0>();
+#pragma unroll
+    for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
+    // Every stage's activations have landed and been read (the producers waited for their copies before handing
+    // each stage over, and no copy goes past the last stage), so the activation ring can take the partial sums (the
+    // exact path below overwrites them where a block needs it). This is inside the branch so that the accumulators
+    // need not live where the producers' register limit applies. D fragments: warp w, lane (g, t) holds columns
+    // 16 w + g (+ 8) of each 64, rows 8 j + 2 t (+ 1).
+    float* part = reinterpret_cast<float*>(smem + S::PART);
+    const int lane = tid & 31, g = lane >> 2, t = lane & 3, c0 = (tid >> 5) * 16 + g;
+    const float total_scale = float(1u << kBf16ScaleOffset);
+#pragma unroll
+    for (int mb = 0; mb < MB; ++mb)
+#pragma unroll
+      for (int j = 0; j < 16; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          part[(8 * j + 2 * t + (e & 1)) * S::PART_PITCH + 64 * mb + c0 + (e >= 2 ? 8 : 0)] =
+              acc[mb][4 * j + e] * total_scale;
+        }
+  }
+  bad = __syncthreads_or(bad) != 0;
+  __syncthreads();  // (racecheck does not take the reduction above as a barrier for the partial sums)
+
+  float* part = reinterpret_cast<float*>(smem + S::PART);
+  if (bad) {
+    // The exact path: per 32-value block, a float32 sum of exact products times the block's scale, added to the
+    // row's total in block order. A thread takes one column and half of the rows, decodes each block's codes once
+    // and keeps the totals in `part` (rows past M and columns past N are left as they are: never stored).
+    const int b_begin = 2 * st_begin, b_end = min(2 * st_end, nblk);
+    const int rows = int(min(int64_t(BT), p.m - m0));
+    for (int item = tid; item < 2 * BN; item += S::THREADS) {
+      const int c = item % BN, r_begin = item < BN ? 0 : BT / 2, r_end = min(r_begin + BT / 2, rows);
+      if (n0 + c >= p.n) continue;
+      const uint8_t* wr = p.w + (n0 + c) * p.ldw;
+      for (int b = b_begin; b < b_end; ++b) {
+        const uint4 q = __ldg(reinterpret_cast<const uint4*>(wr + 16 * b));
+        const uint32_t word[4] = {q.x, q.y, q.z, q.w};
+        float w[32];  // code k of the block (bits 4k.. of the little-endian block)
+#pragma unroll
+        for (int k = 0; k < 32; ++k) w[k] = e2m1_float((word[k >> 3] >> (4 * (k & 7))) & 0xFu);
+        const float scale = e8m0_value(p.w_scales[(n0 + c) * p.ldw_scales + b]);
+        for (int r = r_begin; r < r_end; ++r) {
+          const uint4* xr = reinterpret_cast<const uint4*>(x + (m0 + r) * p.ldx + 32 * b);
+          float sum = 0.f;
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const uint4 v = __ldg(xr + i);
+            const uint32_t xs[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              sum = fmaf(__uint_as_float(xs[e] << 16), w[8 * i + 2 * e], sum);
+              sum = fmaf(__uint_as_float(xs[e] & 0xFFFF0000u), w[8 * i + 2 * e + 1], sum);
             }
           }
+          float& total = part[r * S::PART_PITCH + c];
+          total = b == b_begin ? sum * scale : total + sum * scale;
         }
-        load_scales(it + 1);
-      });
+      }
     }
   }
-  cp_async_wait<0>();
-  __syncthreads();  // both warpgroups are done with their stages, which now hold the partial sums
+  __syncthreads();
 
-  // Partial sums as [row of x][column]: warpgroup 0 stores, warpgroup 1 adds (a fixed order); then they are stored
-  // column-contiguous.
-  float* part = reinterpret_cast<float*>(smem);
-  const float total_scale = fast ? float(1u << kBf16ScaleOffset) : 1.f;
-  for (int turn = 0; turn < 2; ++turn) {
-    if (wg == turn) {
+  // Sum the cluster's partial sums in rank order; block `rank` stores rows rank, rank + splits, ... Each thread
+  // takes two adjacent columns.
+  const int rank = splits > 1 ? int(blockIdx.z) : 0;
+  const int my_rows = (BT - rank + splits - 1) / splits;
+  auto store_rows = [&](auto&& value) {
+    for (int idx = tid; idx < my_rows * (BN / 2); idx += S::THREADS) {
+      const int r = rank + splits * (idx / (BN / 2)), c = 2 * (idx % (BN / 2));
+      if (m0 + r >= p.m) continue;
+      const float2 v = value(r * S::PART_PITCH + c);
 #pragma unroll
-      for (int h = 0; h < 2; ++h)
-#pragma unroll
-        for (int j = 0; j < BT / 8; ++j)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            float& slot = part[(8 * j + 2 * t + (e & 1)) * S::PART_PITCH + 64 * h + c0 + (e >= 2 ? 8 : 0)];
-            const float v = acc[h][4 * j + e] * total_scale;
-            slot = turn == 0 ? v : slot + v;
-          }
+      for (int e = 0; e < 2; ++e) {
+        if (n0 + c + e < p.n) {
+          const float ve = e == 0 ? v.x : v.y;
+          store_out<OutT>(p.out, (m0 + r) * p.ldo + n0 + c + e, p.bias ? ve + p.bias[n0 + c + e] : ve);
+        }
+      }
     }
-    __syncthreads();
+  };
+  if (splits == 1) {
+    store_rows([&](int i) { return *reinterpret_cast<const float2*>(part + i); });
+    return;
   }
-  const int col = tid & (S::BN - 1);
-  const float bias = p.bias && n0 + col < p.n ? p.bias[n0 + col] : 0.f;
-  for (int r = tid / S::BN; r < BT; r += S::THREADS / S::BN) {
-    if (m0 + r < p.m && n0 + col < p.n) {
-      store_out<OutT>(p.out, (m0 + r) * p.ldo + n0 + col, part[r * S::PART_PITCH + col] + bias);
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();
+  const float* ranks[4];
+#pragma unroll
+  for (int q = 0; q < 4; ++q) ranks[q] = cluster.map_shared_rank(part, q < splits ? q : 0);
+  store_rows([&](int i) {
+    float2 v = *reinterpret_cast<const float2*>(ranks[0] + i);
+#pragma unroll
+    for (int q = 1; q < 4; ++q) {
+      if (q < splits) {
+        const float2 o = *reinterpret_cast<const float2*>(ranks[q] + i);
+        v.x += o.x, v.y += o.y;
+      }
     }
-  }
+    return v;
+  });
+  cluster.sync();  // the others' partial sums stay in place until every block has read them
 #else
   __trap();  // launched only where the sm_90a code was built (kHaveWgmma) and the device is compute capability 9.0
 #endif
