@@ -25,10 +25,8 @@ cuobjdump --dump-resource-usage "$BUILD"/CMakeFiles/mxkernels_core_cuda.dir/csrc
 
 rc=0
 "$BUILD/cuda_core_check" 2>&1 | tee "$OUT/cuda_core_check.log" || rc=1
-compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/cuda_core_check" >"$OUT/memcheck.log" 2>&1 \
-  && echo "compute-sanitizer memcheck: clean" || { echo "compute-sanitizer memcheck: FAILED"; tail -30 "$OUT/memcheck.log"; rc=1; }
-# The wgmma kernel's stages pass between warpgroups through named barriers: racecheck and synccheck watch them.
-for tool in racecheck synccheck; do
+# racecheck and synccheck also watch the wgmma kernel's hand-over of stages between warpgroups (named barriers).
+for tool in memcheck racecheck synccheck; do
   compute-sanitizer --tool $tool --error-exitcode 9 "$BUILD/cuda_core_check" >"$OUT/$tool.log" 2>&1 \
     && echo "compute-sanitizer $tool: clean" || { echo "compute-sanitizer $tool: FAILED"; tail -30 "$OUT/$tool.log"; rc=1; }
 done
