@@ -140,7 +140,7 @@ def float64_reference(x, q, s, bias):
 
 def check_w4a16(out, x, q, s, bias):
     """Within the bound of the kernels' float32 sums (up to max(128, K) products chained in the tensor cores: spans of
-    128 in the mma.sync kernels, a warpgroup's whole K range in the wgmma kernel; then at most K/32 span, block or
+    128 in the mma.sync kernels, a block's whole share of K in the wgmma kernel; then at most K/32 span, block or
     partial totals; 2^-22 each for the tensor cores' truncating adds) plus the rounding of the output to its dtype."""
     k = x.shape[-1]
     ref, mag = float64_reference(x, q, s, bias)
@@ -253,7 +253,7 @@ def test_w4a16_split_over_a_cluster(m, n, k, dtype):
 
 @pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float32])
 def test_w4a16_wgmma_edges(x_dtype):
-    # Enough tiles for the wgmma kernel on Hopper (bf16 activations; float32 ones as three bf16 parts): 1000 rows (a
+    # The wgmma kernel on Hopper (bf16 activations; float32 ones as three bf16 parts): 1000 rows (a
     # partial last tile of rows), 2100 columns (a partial last tile of columns), K = 33 blocks (a half last stage).
     # Scales at both ends of the decode window (77, 138), single scales just past it (76, 139), 0 and 255, whose
     # tiles take the exact block-by-block path while the others apply the scales in the decode, and an all-zero block

@@ -48,8 +48,8 @@ struct W4A16Problem {
 };
 
 // M up to this runs the skinny kernel (16 columns per block, K split over its warps); above it the wide one (tiles
-// of 64 rows and 64 columns), or with bf16 activations on Hopper, where its 128 x 128 tiles fill the GPU, the wgmma
-// one.
+// of 64 rows and 64 columns), or with bf16 activations on Hopper (sm_90a builds) the wgmma one (192 columns x 128
+// rows).
 constexpr int64_t kW4A16SkinnyMaxM = 16;
 
 cudaError_t mxfp4_gemm_w4a16(const W4A16Problem& p, cudaStream_t stream);

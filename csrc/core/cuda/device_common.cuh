@@ -33,6 +33,12 @@ __device__ __forceinline__ float e8m0_value(uint32_t s) {
   return f32(bits);
 }
 
+// The value of an E2M1 code (bit 3 sign): its bits placed as a float 2^-126 times too small (0.5 is subnormal),
+// rescaled exactly.
+__device__ __forceinline__ float e2m1_value(uint32_t code) {
+  return f32(((code & 7u) << 22) | ((code & 8u) << 28)) * 8.507059173023462e37f;  // 2^126
+}
+
 // float16 to float32 bits; a NaN keeps its sign and payload as on the CPU (the hardware conversion makes every NaN
 // the canonical positive one).
 __device__ __forceinline__ uint32_t f16_bits_to_f32_bits(uint32_t h) {

@@ -260,10 +260,7 @@ __global__ void dequantize_mxfp4_kernel(const uint8_t* q, int64_t ldq, const uin
     float v[8];
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      const uint32_t code = (codes >> (4 * i)) & 0xFu;
-      // The code as a float 2^-126 times too small (0.5 is subnormal), rescaled exactly, then scaled.
-      const float e2m1 = f32(((code & 7u) << 22) | ((code & 8u) << 28)) * 8.507059173023462e37f;  // 2^126
-      v[i] = s == 0xFF ? f32(kF32QuietNan) : e2m1 * scale;
+      v[i] = s == 0xFF ? f32(kF32QuietNan) : e2m1_value((codes >> (4 * i)) & 0xFu) * scale;
     }
     const int64_t o = row * k + c * 8;
     if constexpr (T == FloatType::f32) {

@@ -144,13 +144,6 @@ __device__ __forceinline__ void decode_e2m1x8_in_order(uint32_t q, uint32_t fact
   }
 }
 
-// The value of an E2M1 code (sign in bit 3).
-__device__ __forceinline__ float e2m1_float(uint32_t c) {
-  const uint32_t e = (c >> 1) & 3u, m = c & 1u;
-  const float mag = e == 0 ? 0.5f * float(m) : float(1u << (e - 1)) * (1.0f + 0.5f * float(m));
-  return (c & 8u) ? -mag : mag;
-}
-
 template <typename OutT, typename S>
 __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int splits) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -363,7 +356,7 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
         const uint32_t word[4] = {q.x, q.y, q.z, q.w};
         float w[32];  // code k of the block (bits 4k.. of the little-endian block)
 #pragma unroll
-        for (int k = 0; k < 32; ++k) w[k] = e2m1_float((word[k >> 3] >> (4 * (k & 7))) & 0xFu);
+        for (int k = 0; k < 32; ++k) w[k] = e2m1_value((word[k >> 3] >> (4 * (k & 7))) & 0xFu);
         const float scale = e8m0_value(p.w_scales[(n0 + c) * p.ldw_scales + b]);
         for (int r = r_begin; r < r_end; ++r) {
           const uint4* xr = reinterpret_cast<const uint4*>(x + (m0 + r) * p.ldx + 32 * b);
