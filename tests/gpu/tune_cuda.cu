@@ -163,38 +163,8 @@ cudaError_t staged_skinny(const W4A16Problem& p, cudaStream_t stream) {
 
 template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS>
 cudaError_t launch_skinny_global_x(const W4A16Problem& p, cudaStream_t stream) {
-  w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, false><<<unsigned((p.n + 15) / 16), KW * 32, 0, stream>>>(p, 0, 0);
+  w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, false><<<unsigned((p.n + 15) / 16), KW * 32, 0, stream>>>(p, 0);
   return cudaGetLastError();
-}
-
-// The skinny kernel with its weights brought by bulk copies (stage_x: the activations staged in shared memory).
-template <int RT, int KW, int U, int MIN_BLOCKS>
-cudaError_t bulk_skinny(const W4A16Problem& p, cudaStream_t stream, bool stage_x) {
-  return launch_skinny<__nv_bfloat16, __nv_bfloat16, RT, KW, U, MIN_BLOCKS>(p, stream, stage_x, true);
-}
-
-// The bulk copies of the skinny kernel alone: 16 columns per block in chunks of 512 bytes, each waited for.
-__global__ void bulk_read_kernel(const uint8_t* w, int64_t ldw, int row_bytes, int w_pitch, uint32_t* out) {
-  extern __shared__ __align__(16) uint8_t smem[];
-  const int chunks = (row_bytes + 511) / 512;
-  uint64_t* bar = reinterpret_cast<uint64_t*>(smem + 16 * w_pitch);
-  if (threadIdx.x < 32) {
-    if (threadIdx.x == 0) {
-      for (int j = 0; j < chunks; ++j) mbarrier_init(bar + j, 1);
-      mbarrier_init_fence();
-      for (int j = 0; j < chunks; ++j) mbarrier_expect_bytes(bar + j, 16u * unsigned(min(512, row_bytes - 512 * j)));
-    }
-    __syncwarp();
-    if (threadIdx.x < 16) {
-      for (int j = 0; j < chunks; ++j) {
-        bulk_copy(smem + threadIdx.x * w_pitch + 512 * j, w + (int64_t(blockIdx.x) * 16 + threadIdx.x) * ldw + 512 * j,
-                  unsigned(min(512, row_bytes - 512 * j)), bar + j);
-      }
-    }
-  }
-  __syncthreads();
-  for (int j = 0; j < chunks; ++j) mbarrier_wait(bar + j, 0);
-  if (smem[threadIdx.x] == 0x5A && smem[w_pitch + threadIdx.x] == 0xA5) out[blockIdx.x] = 1;
 }
 
 __global__ void stream_copy(const uint4* a, uint4* b, int64_t n16) {
@@ -324,11 +294,8 @@ int main(int argc, char** argv) {
     const double t_empty = time_graph([&](int) { empty_kernel<<<360, 256, 0, st>>>(reinterpret_cast<int*>(sink)); }, 4 * copies, st);
     const double t_read8 = time_graph([&](int i) { read_kernel<8, 3><<<360, 256, 0, st>>>(wq + (i % copies) * wq_bytes, K / 2, int(K / 32), sink); }, 4 * copies, st);
     const double t_read16 = time_graph([&](int i) { read_kernel<16, 2><<<360, 512, 0, st>>>(wq + (i % copies) * wq_bytes, K / 2, int(K / 32), sink); }, 4 * copies, st);
-    const int w_pitch = int(skinny_w_pitch(K)), bulk_smem = 16 * w_pitch + 8 * 64;
-    CHECK_CUDA(cudaFuncSetAttribute(bulk_read_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bulk_smem));
-    const double t_bulk = time_graph([&](int i) { bulk_read_kernel<<<360, 256, bulk_smem, st>>>(wq + (i % copies) * wq_bytes, K / 2, int(K / 2), w_pitch, sink); }, 4 * copies, st);
-    std::printf("floors: empty kernel (360 x 256) %.2f us; the skinny loads alone: kw8 %.2f us (%.1f%% of copy), kw16 %.2f us; bulk copies alone %.2f us (%.1f%% of copy)\n",
-                t_empty * 1e6, t_read8 * 1e6, wq_bytes / t_read8 / copy_rate * 100, t_read16 * 1e6, t_bulk * 1e6, wq_bytes / t_bulk / copy_rate * 100);
+    std::printf("floors: empty kernel (360 x 256) %.2f us; the skinny loads alone: kw8 %.2f us (%.1f%% of copy), kw16 %.2f us\n",
+                t_empty * 1e6, t_read8 * 1e6, wq_bytes / t_read8 / copy_rate * 100, t_read16 * 1e6);
     for (int warps : {4, 8, 16}) {
       const int iters = 4096;
       const double tm = time_graph([&](int) { mma_peak<<<132 * 2, 32 * warps, 0, st>>>(reinterpret_cast<float*>(sink), iters); }, 5, st);
@@ -342,14 +309,6 @@ int main(int argc, char** argv) {
   }
   std::vector<Variant> skinny = {
       {"library", launch_w4a16_typed<__nv_bfloat16, __nv_bfloat16>},
-      {"bulk rt1 kw8 u1 b3", [](const W4A16Problem& p, cudaStream_t s) { return bulk_skinny<1, 8, 1, 3>(p, s, true); }},
-      {"bulk rt1 kw8 u2 b3", [](const W4A16Problem& p, cudaStream_t s) { return bulk_skinny<1, 8, 2, 3>(p, s, true); }},
-      {"bulk rt1 kw8 u2 b3 gx", [](const W4A16Problem& p, cudaStream_t s) { return bulk_skinny<1, 8, 2, 3>(p, s, false); }},
-      {"bulk rt1 kw4 u2 b6", [](const W4A16Problem& p, cudaStream_t s) { return bulk_skinny<1, 4, 2, 6>(p, s, true); }},
-      {"bulk rt1 kw16 u1 b1", [](const W4A16Problem& p, cudaStream_t s) { return bulk_skinny<1, 16, 1, 1>(p, s, true); }},
-      {"bulk rt2 kw8 u2 b3 gx", [](const W4A16Problem& p, cudaStream_t s) { return bulk_skinny<2, 8, 2, 3>(p, s, false); }},
-      {"bulk rt2 kw8 u1 b3", [](const W4A16Problem& p, cudaStream_t s) { return bulk_skinny<2, 8, 1, 3>(p, s, true); }},
-      {"bulk rt2 kw4 u2 b4 gx", [](const W4A16Problem& p, cudaStream_t s) { return bulk_skinny<2, 4, 2, 4>(p, s, false); }},
       {"skinny rt1 kw8 u2 b3 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 1, 8, 2, 3>},
       {"skinny rt1 kw8 u3 b3", staged_skinny<1, 8, 3, 3>},
       {"skinny rt1 kw8 u2 b3", staged_skinny<1, 8, 2, 3>},

@@ -98,66 +98,6 @@ __device__ __forceinline__ void scale_add(float acc[4], const float d[4], float 
   acc[3] = fmaf(d[3], g1, acc[3]);
 }
 
-// ---- cp.async -------------------------------------------------------------------------------------------------
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-// ---- bulk copies (sm_90) ----------------------------------------------------------------------------------------
-
-// Whether this build has sm_90a code (CMake defines it when the architecture list names 90a): the kernels that use
-// bulk copies, clusters' shared memory or wgmma are launched only then, and only on devices that run that code.
-#if defined(MXKERNELS_CUDA_SM90A)
-constexpr bool kHaveSm90a = true;
-#else
-constexpr bool kHaveSm90a = false;
-#endif
-
-__device__ __forceinline__ uint32_t smem_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbarrier_init(uint64_t* bar, unsigned arrivals) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_address(bar)), "r"(arrivals) : "memory");
-}
-// Makes the initialized barriers visible to the copy engine (the async proxy).
-__device__ __forceinline__ void mbarrier_init_fence() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void mbarrier_expect_bytes(uint64_t* bar, unsigned bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_address(bar)), "r"(bytes)
-               : "memory");
-#endif
-}
-__device__ __forceinline__ void mbarrier_wait(uint64_t* bar, unsigned parity) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile(
-      "{\n .reg .pred done;\n wait:\n mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n @!done bra wait;\n}\n" ::"r"(
-          smem_address(bar)),
-      "r"(parity)
-      : "memory");
-#endif
-}
-// `bytes` (a multiple of 16, both addresses 16-byte aligned) from global to shared memory by the copy engine; `bar`
-// counts them in.
-__device__ __forceinline__ void bulk_copy(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
-                   smem_address(dst)),
-               "l"(src), "r"(bytes), "r"(smem_address(bar))
-               : "memory");
-#endif
-}
-
 // ---- skinny: M <= 16 -------------------------------------------------------------------------------------------
 // Weights are the MMA's A operand (16 output columns per warp), the activations its B operand (8 rows per MMA,
 // RT of them). A warp works through spans of 128 values (4 blocks): lane t of a quad loads the whole 16-byte block
@@ -172,15 +112,10 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, unsigned b
 // flight, already paired as the MMAs take them (pair_activations) and zero past K, rows x_pitch bytes apart (16 mod
 // 128) and the 16-byte chunks j of a row at j ^ (bit 3 of j moved to bit 1), so that the 8 lanes of a quarter warp
 // (two rows, blocks t = 0..3) hit distinct banks; without it (rows too long) each warp reads them from global memory.
-// With BULK (sm_90) the block's weights come through shared memory: one thread per column asks the copy engine for
-// the column's codes in chunks of KW spans (one per warp), each chunk counted in by its own barrier, all at once at
-// the start, so that every byte of the block is in flight while the activations are staged; the block's scales are
-// staged with plain loads. A warp waits for a chunk before it reads its span of it. Rows are w_pitch bytes apart (64
-// mod 128, so that the 8 lanes of a quarter warp, columns g and g + 1, blocks t = 0..3, hit distinct banks).
 __device__ __forceinline__ int skinny_x_chunk(int j) { return j ^ ((j >> 2) & 2); }
 
-template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool X_SMEM, bool BULK = false>
-__global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem p, int x_pitch, int w_pitch) {
+template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool X_SMEM>
+__global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem p, int x_pitch) {
   __shared__ float partial[KW][RT * 4][32];
   extern __shared__ __align__(16) uint8_t x_rows[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -191,52 +126,6 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
   const uint8_t* w1 = p.w + col1 * p.ldw + 16 * t;
   const uint8_t* s0 = p.w_scales + col0 * p.ldw_scales + t;
   const uint8_t* s1 = p.w_scales + col1 * p.ldw_scales + t;
-  uint64_t* chunk_bar = nullptr;
-  if constexpr (BULK) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
-    __trap();  // launched only where the sm_90a code was built (kHaveSm90a) and the device runs it
-#endif
-    const int cols = int(min(int64_t(16), p.n - n0)), spans = full + (rem != 0), chunks = (spans + KW - 1) / KW;
-    const int row_bytes = int(p.k / 2);
-    uint8_t* codes = x_rows + (X_SMEM ? int(p.m) * x_pitch : 0);
-    uint8_t* scales = codes + 16 * w_pitch;
-    chunk_bar = reinterpret_cast<uint64_t*>(scales + 16 * nb);
-    auto chunk_bytes = [&](int j) { return min((j + 1) * KW * 64, row_bytes) - j * KW * 64; };
-    if (warp == 0) {
-      if (lane == 0) {
-        for (int j = 0; j < chunks; ++j) mbarrier_init(chunk_bar + j, 1);
-        mbarrier_init_fence();
-        for (int j = 0; j < chunks; ++j) mbarrier_expect_bytes(chunk_bar + j, unsigned(cols * chunk_bytes(j)));
-      }
-      __syncwarp();
-      if (lane < cols) {
-        const uint8_t* src = p.w + (n0 + lane) * p.ldw;
-        for (int j = 0; j < chunks; ++j) {
-          bulk_copy(codes + lane * w_pitch + j * KW * 64, src + j * KW * 64, unsigned(chunk_bytes(j)), chunk_bar + j);
-        }
-      }
-    }
-    // The scales, KW * 2 threads per column, 8 loads each in flight at a time.
-    constexpr int kPerColumn = KW * 2;
-    const int sc = threadIdx.x / kPerColumn, sb = threadIdx.x % kPerColumn;
-    if (sc < cols) {
-      const uint8_t* src = p.w_scales + (n0 + sc) * p.ldw_scales;
-      for (int b0 = sb; b0 < nb; b0 += 8 * kPerColumn) {
-        uint8_t v[8];
-#pragma unroll
-        for (int e = 0; e < 8; ++e) v[e] = b0 + e * kPerColumn < nb ? __ldg(src + b0 + e * kPerColumn) : 0;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          if (b0 + e * kPerColumn < nb) scales[sc * nb + b0 + e * kPerColumn] = v[e];
-        }
-      }
-    }
-    const int r0 = min(g, cols - 1), r1 = min(g + 8, cols - 1);
-    w0 = codes + r0 * w_pitch + 16 * t;
-    w1 = codes + r1 * w_pitch + 16 * t;
-    s0 = scales + r0 * nb + t;
-    s1 = scales + r1 * nb + t;
-  }
   const T* xg = static_cast<const T*>(p.x);
   const uint8_t* x_row[RT];
 #pragma unroll
@@ -313,26 +202,15 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
   uint4 cw0[U], cw1[U];
   uint32_t cs0[U], cs1[U];
   auto load = [&](int u, int c) {
-    if constexpr (BULK) {
-      mbarrier_wait(chunk_bar + c / KW, 0);
-      cw0[u] = *reinterpret_cast<const uint4*>(w0 + c * 64);
-      cw1[u] = *reinterpret_cast<const uint4*>(w1 + c * 64);
-      cs0[u] = s0[4 * c];
-      cs1[u] = s1[4 * c];
-    } else {
-      cw0[u] = __ldg(reinterpret_cast<const uint4*>(w0 + c * 64));
-      cw1[u] = __ldg(reinterpret_cast<const uint4*>(w1 + c * 64));
-      cs0[u] = __ldg(s0 + 4 * c);
-      cs1[u] = __ldg(s1 + 4 * c);
-    }
+    cw0[u] = __ldg(reinterpret_cast<const uint4*>(w0 + c * 64));
+    cw1[u] = __ldg(reinterpret_cast<const uint4*>(w1 + c * 64));
+    cs0[u] = __ldg(s0 + 4 * c);
+    cs1[u] = __ldg(s1 + 4 * c);
   };
-  auto first_loads = [&] {
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      if (warp + KW * u < full) load(u, warp + KW * u);
-    }
-  };
-  if constexpr (!BULK) first_loads();  // in flight while the activations are staged
+  for (int u = 0; u < U; ++u) {
+    if (warp + KW * u < full) load(u, warp + KW * u);  // in flight while the activations are staged
+  }
   if constexpr (X_SMEM) {
     // Four chunks per thread in flight at a time: the rows' loads must not wait for each other.
     constexpr int kBatch = 4;
@@ -356,9 +234,8 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
         if (dst[e] >= 0) *reinterpret_cast<uint4*>(x_rows + dst[e]) = make_uint4(xp[0], xp[1], xp[2], xp[3]);
       }
     }
+    __syncthreads();
   }
-  if constexpr (X_SMEM || BULK) __syncthreads();
-  if constexpr (BULK) first_loads();
 
   for (int c0 = warp; c0 < full; c0 += KW * U) {
 #pragma unroll
@@ -374,15 +251,7 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
     const bool valid = t < rem;
     uint4 a = make_uint4(0, 0, 0, 0), b = make_uint4(0, 0, 0, 0);
     uint32_t sa = 127u, sb = 127u;
-    if constexpr (BULK) {
-      mbarrier_wait(chunk_bar + full / KW, 0);
-      if (valid) {
-        a = *reinterpret_cast<const uint4*>(w0 + full * 64);
-        b = *reinterpret_cast<const uint4*>(w1 + full * 64);
-        sa = s0[4 * full];
-        sb = s1[4 * full];
-      }
-    } else if (valid) {
+    if (valid) {
       a = __ldg(reinterpret_cast<const uint4*>(w0 + full * 64));
       b = __ldg(reinterpret_cast<const uint4*>(w1 + full * 64));
       sa = __ldg(s0 + 4 * full);
@@ -406,6 +275,18 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
     const int64_t row = r * 8 + 2 * (ln & 3) + (j & 1);
     if (row < p.m && col < p.n) store_out<OutT>(p.out, row * p.ldo + col, p.bias ? sum + p.bias[col] : sum);
   }
+}
+
+// ---- cp.async -------------------------------------------------------------------------------------------------
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
 // ---- wide: M > 16 -----------------------------------------------------------------------------------------------
@@ -646,47 +527,20 @@ constexpr int kSkinnyMaxXBytes = 100 * 1024;
 // Whole spans of 256 bytes, plus 16 so that the pitch is 16 mod 128 (see w4a16_skinny).
 inline int skinny_x_pitch(int64_t k) { return int((k + 127) / 128 * 256 + 16); }
 
-// Rows of a block's codes in shared memory with bulk copies: 64 mod 128 bytes apart (see w4a16_skinny).
-inline int64_t skinny_w_pitch(int64_t k) { return k / 2 + ((64 - k / 2 % 128) + 128) % 128; }
-
-// The shared memory of a block with bulk copies beyond the activations: codes, scales, one barrier per chunk.
-inline int64_t skinny_bulk_bytes(int64_t k, int kw) {
-  const int64_t spans = (k / 32 + 3) / 4, chunks = (spans + kw - 1) / kw;
-  return 16 * skinny_w_pitch(k) + 16 * (k / 32) + 8 * chunks;
-}
-// At most this much shared memory per block with bulk copies, so that two blocks fit a multiprocessor.
-constexpr int kSkinnyBulkMaxBytes = 100 * 1024;
-
-template <auto Kernel>
-cudaError_t launch_skinny_kernel(const W4A16Problem& p, int threads, int64_t smem, int x_pitch, int w_pitch,
-                                 cudaStream_t stream) {
-  if (smem > 0) {
-    const cudaError_t err = prepare_kernel<Kernel>(threads, std::max(kSkinnyMaxXBytes, kSkinnyBulkMaxBytes));
-    if (err != cudaSuccess) return err;
-  }
-  Kernel<<<unsigned((p.n + 15) / 16), threads, size_t(smem), stream>>>(p, x_pitch, w_pitch);
-  return cudaGetLastError();
-}
-
-// stage_x: copy the activations to shared memory where they fit; bulk: bring the weights through shared memory by
-// bulk copies where the device runs sm_90a code (bulk_ok) and the rows are 16-byte aligned (see w4a16_skinny).
+// stage_x: copy the activations to shared memory where they fit (see w4a16_skinny).
 template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS>
-cudaError_t launch_skinny(const W4A16Problem& p, cudaStream_t stream, bool stage_x = true, bool bulk_ok = false) {
-  const int x_pitch = skinny_x_pitch(p.k);
-  stage_x = stage_x && p.m * int64_t(x_pitch) <= kSkinnyMaxXBytes;
-  const int64_t x_bytes = stage_x ? p.m * int64_t(x_pitch) : 0;
-  const int64_t bulk_bytes = x_bytes + skinny_bulk_bytes(p.k, KW);
-  if (bulk_ok && reinterpret_cast<uintptr_t>(p.w) % 16 == 0 && p.ldw % 16 == 0 && bulk_bytes <= kSkinnyBulkMaxBytes) {
-    const int w_pitch = int(skinny_w_pitch(p.k));
-    return stage_x ? launch_skinny_kernel<&w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true, true>>(
-                         p, KW * 32, bulk_bytes, x_pitch, w_pitch, stream)
-                   : launch_skinny_kernel<&w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, false, true>>(
-                         p, KW * 32, bulk_bytes, 0, w_pitch, stream);
+cudaError_t launch_skinny(const W4A16Problem& p, cudaStream_t stream, bool stage_x = true) {
+  const int pitch = skinny_x_pitch(p.k);
+  const int64_t x_bytes = p.m * int64_t(pitch);
+  const unsigned grid = unsigned((p.n + 15) / 16);
+  if (!stage_x || x_bytes > kSkinnyMaxXBytes) {
+    w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, false><<<grid, KW * 32, 0, stream>>>(p, 0);
+    return cudaGetLastError();
   }
-  return stage_x ? launch_skinny_kernel<&w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true>>(p, KW * 32, x_bytes,
-                                                                                              x_pitch, 0, stream)
-                 : launch_skinny_kernel<&w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, false>>(p, KW * 32, 0, 0, 0,
-                                                                                               stream);
+  const cudaError_t err = prepare_kernel<&w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true>>(KW * 32, kSkinnyMaxXBytes);
+  if (err != cudaSuccess) return err;
+  w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true><<<grid, KW * 32, size_t(x_bytes), stream>>>(p, pitch);
+  return cudaGetLastError();
 }
 
 // The shape of the wide kernel: 64 rows x 64 columns per block (the fastest on an H200 at N=5760, K=2880 for M

@@ -45,10 +45,13 @@ cudaError_t launch_w4a16_typed(const W4A16Problem& p, cudaStream_t stream) {
   if (err != cudaSuccess) return err;
   if (p.m <= kW4A16SkinnyMaxM) {
     const bool eight = choose_skinny_warps(p.n, info.sms) == 8;
-    // Up to 8 rows the activations are staged in shared memory; 9 to 16 rows are read from global memory by each
-    // warp (on an H200 at N=5760, K=2880: 10.6 us against 14.6 us staged, tests/gpu/tune_cuda.cu).
+    // The activations are staged in shared memory for 1 or 2 rows; from 3 rows on each warp reads them from global
+    // memory (on an H200 at N=5760, K=2880, tests/gpu/tune_cuda.cu: M=2 6.5 us staged against 6.8, M=3 7.0
+    // against 6.8, M=7 8.1 against 6.9, M=16 14.6 against 10.6).
     if (p.m <= 8) {
-      return eight ? launch_skinny<T, OutT, 1, 8, 2, 3>(p, stream) : launch_skinny<T, OutT, 1, 4, 4, 4>(p, stream);
+      const bool stage_x = p.m <= 2;
+      return eight ? launch_skinny<T, OutT, 1, 8, 2, 3>(p, stream, stage_x)
+                   : launch_skinny<T, OutT, 1, 4, 4, 4>(p, stream, stage_x);
     }
     return eight ? launch_skinny<T, OutT, 2, 8, 2, 3>(p, stream, false)
                  : launch_skinny<T, OutT, 2, 4, 2, 6>(p, stream, false);

@@ -6,8 +6,12 @@
 namespace mxkernels::core::cuda {
 namespace {
 
-// Whether this build has the sm_90a kernel.
-constexpr bool kHaveWgmma = kHaveSm90a;
+// Whether this build has the sm_90a kernel (CMake defines it when the architecture list names 90a).
+#if defined(MXKERNELS_CUDA_SM90A)
+constexpr bool kHaveWgmma = true;
+#else
+constexpr bool kHaveWgmma = false;
+#endif
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
