@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -307,8 +308,36 @@ int main(int argc, char** argv) {
       std::printf("floors: stream %lld bytes, %d blocks x 256: %.2f us (%.1f%% of copy)\n", (long long)wq_bytes, blocks, ts * 1e6, wq_bytes / ts / copy_rate * 100);
     }
   }
+  using B = __nv_bfloat16;
+  const int sms = prop.multiProcessorCount;
+  auto pers = [sms](auto rt, auto w, auto u, auto b, bool gx) {
+    return [sms, gx](const W4A16Problem& p, cudaStream_t st) {
+      return launch_skinny_persistent<B, B, decltype(rt)::value, decltype(w)::value, decltype(u)::value,
+                                      decltype(b)::value>(p, st, !gx && p.m <= 2, sms);
+    };
+  };
+  using I1 = std::integral_constant<int, 1>;
+  using I2 = std::integral_constant<int, 2>;
+  using I3 = std::integral_constant<int, 3>;
+  using I4 = std::integral_constant<int, 4>;
+  using I16 = std::integral_constant<int, 16>;
+  using I24 = std::integral_constant<int, 24>;
+  using I32 = std::integral_constant<int, 32>;
+  using I8 = std::integral_constant<int, 8>;
   std::vector<Variant> skinny = {
       {"library", launch_w4a16_typed<__nv_bfloat16, __nv_bfloat16>},
+      {"pers rt1 w24 u2 b1", pers(I1{}, I24{}, I2{}, I1{}, false)},
+      {"pers rt1 w24 u3 b1", pers(I1{}, I24{}, I3{}, I1{}, false)},
+      {"pers rt1 w16 u2 b1", pers(I1{}, I16{}, I2{}, I1{}, false)},
+      {"pers rt1 w16 u3 b1", pers(I1{}, I16{}, I3{}, I1{}, false)},
+      {"pers rt1 w8 u2 b3", pers(I1{}, I8{}, I2{}, I3{}, false)},
+      {"pers rt1 w16 u4 b1", pers(I1{}, I16{}, I4{}, I1{}, false)},
+      {"pers rt1 w32 u2 b1", pers(I1{}, I32{}, I2{}, I1{}, false)},
+      {"pers rt1 w8 u3 b3", pers(I1{}, I8{}, I3{}, I3{}, false)},
+      {"pers rt1 w24 u2 b1 gx", pers(I1{}, I24{}, I2{}, I1{}, true)},
+      {"pers rt1 w16 u3 b1 gx", pers(I1{}, I16{}, I3{}, I1{}, true)},
+      {"pers rt2 w24 u2 b1 gx", pers(I2{}, I24{}, I2{}, I1{}, true)},
+      {"pers rt2 w16 u2 b1 gx", pers(I2{}, I16{}, I2{}, I1{}, true)},
       {"skinny rt1 kw8 u2 b3 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 1, 8, 2, 3>},
       {"skinny rt1 kw8 u3 b3", staged_skinny<1, 8, 3, 3>},
       {"skinny rt1 kw8 u2 b3", staged_skinny<1, 8, 2, 3>},
@@ -325,7 +354,6 @@ int main(int argc, char** argv) {
       {"skinny rt2 kw8 u4 b2", staged_skinny<2, 8, 4, 2>},
       {"skinny rt2 kw16 u2 b1", staged_skinny<2, 16, 2, 1>},
   };
-  using B = __nv_bfloat16;
   auto wide = [](auto shape, int splits) {
     using S = decltype(shape);
     return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wide<B, B, S>(p, splits, st); };
@@ -351,7 +379,7 @@ int main(int argc, char** argv) {
       if (*c == ',') ++c;
     }
   }
-  const char* only = argc > 3 ? argv[3] : "";  // and only the variants whose name contains this
+  const char* only = argc > 3 ? argv[3] : "";  // and only the variants whose name contains this (or one of a|b|c)
   for (int64_t m : ms) {
     if (quick && argc <= 2 && (m == 4 || m == 8)) continue;
     std::vector<Variant>& vs = m <= 16 ? skinny : wide_variants;
@@ -361,7 +389,13 @@ int main(int argc, char** argv) {
     CHECK_CUDA(cudaMemcpy(hmag.data(), mag, m * N * 8, cudaMemcpyDeviceToHost));
     for (const Variant& v : vs) {
       if (v.name.find("rt1") != std::string::npos && m > 8) continue;
-      if (v.name.find(only) == std::string::npos) continue;
+      bool picked = false;  // `only` may list several names, separated by '|'
+      for (size_t a = 0, b; !picked && a <= std::strlen(only); a = b + 1) {
+        b = std::string(only).find('|', a);
+        if (b == std::string::npos) b = std::strlen(only);
+        picked = v.name.find(std::string(only).substr(a, b - a)) != std::string::npos;
+      }
+      if (!picked) continue;
       W4A16Problem p;
       p.m = m, p.n = N, p.k = K, p.x = x, p.ldx = K, p.x_type = FloatType::bf16, p.ldw = K / 2, p.ldw_scales = K / 32;
       p.out = out, p.ldo = N, p.out_type = FloatType::bf16;

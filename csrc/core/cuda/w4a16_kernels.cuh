@@ -277,6 +277,181 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
   }
 }
 
+// ---- skinny, persistent: M <= 16 ----------------------------------------------------------------------------------
+// The skinny kernel's spans (same operands, scales and exact path), with the work cut differently: one block per
+// multiprocessor (or a few where the tiles are many) takes a run of whole 16-column tiles, and all the spans of its
+// tiles form one list that its W warps share in runs, U spans in flight. The activations are staged once per block (for
+// 1 or 2 rows) and each warp's setup is paid once for several tiles, where the per-tile kernel pays both per tile
+// (half its instructions at M=1). A warp's consecutive spans of one tile add up in registers; when the tile changes
+// its sums go to the tile's slot for that warp in shared memory (zeroed first), and at the end each output is the
+// sum of its tile's W slots in warp order, so the result does not depend on timing.
+template <typename T, typename OutT, int RT, int W, int U, int MIN_BLOCKS, bool X_SMEM>
+__global__ void __launch_bounds__(W * 32, MIN_BLOCKS) w4a16_skinny_persistent(W4A16Problem p, int x_pitch,
+                                                                             int max_tiles) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  float4* partial = reinterpret_cast<float4*>(smem);  // [max_tiles][W][RT][32]
+  const uint8_t* x_rows = smem + max_tiles * W * RT * 512;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int64_t ntiles = (p.n + 15) / 16;
+  const int64_t tile0 = int64_t(blockIdx.x) * ntiles / gridDim.x;
+  const int tiles = int(int64_t(blockIdx.x + 1) * ntiles / gridDim.x - tile0);
+  const int nb = int(p.k / 32), full = nb / 4, rem = nb % 4, spans = full + (rem != 0);
+  const T* xg = static_cast<const T*>(p.x);
+  const uint8_t* x_row[RT];
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+    const int64_t row = min(int64_t(r * 8 + g), p.m - 1);
+    x_row[r] = X_SMEM ? x_rows + row * x_pitch + 64 * t : reinterpret_cast<const uint8_t*>(xg + row * p.ldx) + 64 * t;
+  }
+  float acc[RT][4];
+#pragma unroll
+  for (int r = 0; r < RT; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = 0.f;
+
+  auto x_pairs = [&](int c, int i, int r, bool valid, uint32_t xp[4]) {
+    if constexpr (X_SMEM) {
+      const uint4 v = *reinterpret_cast<const uint4*>(x_row[r] + c * 256 + 16 * (i ^ (t & 2)));
+      xp[0] = v.x, xp[1] = v.y, xp[2] = v.z, xp[3] = v.w;
+    } else {
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (valid) v = __ldg(reinterpret_cast<const uint4*>(x_row[r] + c * 256 + 16 * i));
+      pair_activations(v, xp);
+    }
+  };
+  auto add_span = [&](auto masked, int c, bool valid, const uint32_t q0[4], const uint32_t q1[4], uint32_t f0,
+                      uint32_t f1, uint32_t keep, float g0, float g1) {
+    float d[RT][2][4];
+#pragma unroll
+    for (int r = 0; r < RT; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) d[r][h][0] = d[r][h][1] = d[r][h][2] = d[r][h][3] = 0.f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      uint32_t a[2][4];
+      decode_word_pair<T>(masked ? q0[i] & keep : q0[i], masked ? q1[i] & keep : q1[i], f0, f1, a);
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        uint32_t xp[4];
+        x_pairs(c, i, r, valid, xp);
+        if constexpr (decltype(masked)::value) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) xp[e] &= keep;
+        }
+        mma_16816<T>(d[r][0], a[0], xp[0], xp[1], d[r][0]);
+        mma_16816<T>(d[r][1], a[1], xp[2], xp[3], d[r][1]);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      scale_add(acc[r], d[r][0], g0, g1);
+      scale_add(acc[r], d[r][1], g0, g1);
+    }
+  };
+  auto run_span = [&](int c, bool valid, const uint4& cw0, const uint4& cw1, uint32_t cs0, uint32_t cs1) {
+    const uint32_t q0[4] = {cw0.x, cw0.y, cw0.z, cw0.w};
+    const uint32_t q1[4] = {cw1.x, cw1.y, cw1.z, cw1.w};
+    const SpanScale ss0 = span_scale<T>(q0, cs0), ss1 = span_scale<T>(q1, cs1);
+    if (__all_sync(0xFFFFFFFFu, ss0.ok && ss1.ok)) {
+      add_span(std::false_type{}, c, valid, q0, q1, ss0.factor, ss1.factor, 0u, ss0.sum_scale, ss1.sum_scale);
+    } else {
+#pragma unroll 1
+      for (int blk = 0; blk < 4; ++blk) {
+        add_span(std::true_type{}, c, valid, q0, q1, fold_factor<T>(0), fold_factor<T>(0), t == blk ? 0xFFFFFFFFu : 0u,
+                 e8m0_value(__shfl_sync(0xFFFFFFFFu, cs0, (lane & ~3) | blk)),
+                 e8m0_value(__shfl_sync(0xFFFFFFFFu, cs1, (lane & ~3) | blk)));
+      }
+    }
+  };
+
+  // The warp's spans: a run of the block's list (unit u = tile * spans + c), next to load (tl, c) at pw0 / pw1
+  // (codes of columns g and g + 8) and ps0 / ps1 (their scales).
+  const int units = tiles * spans;
+  const int u_begin = int(int64_t(warp) * units / W), u_end = int(int64_t(warp + 1) * units / W);
+  int tl = u_begin / spans, c = u_begin % spans, left = u_end - u_begin;
+  const uint8_t *pw0, *pw1, *ps0, *ps1;
+  auto point = [&]() {
+    const int64_t n0 = (tile0 + tl) * 16;
+    const int64_t col0 = min(n0 + g, p.n - 1), col1 = min(n0 + g + 8, p.n - 1);
+    pw0 = p.w + col0 * p.ldw + 64 * c + 16 * t;
+    pw1 = p.w + col1 * p.ldw + 64 * c + 16 * t;
+    ps0 = p.w_scales + col0 * p.ldw_scales + 4 * c + t;
+    ps1 = p.w_scales + col1 * p.ldw_scales + 4 * c + t;
+  };
+  point();
+  uint4 cw0[U], cw1[U];
+  uint32_t cs0[U], cs1[U];
+  int slot_tile[U], slot_c[U];
+  auto load_next = [&](int u) {
+    slot_tile[u] = left > 0 ? tl : tiles, slot_c[u] = c;
+    if (left > 0) {
+      // Blocks past K (the partial last span) read as zero codes with a finite scale.
+      const bool v = c < full || t < rem;
+      cw0[u] = cw1[u] = make_uint4(0, 0, 0, 0);
+      cs0[u] = cs1[u] = 127u;
+      if (v) {
+        cw0[u] = __ldg(reinterpret_cast<const uint4*>(pw0));
+        cw1[u] = __ldg(reinterpret_cast<const uint4*>(pw1));
+        cs0[u] = __ldg(ps0);
+        cs1[u] = __ldg(ps1);
+      }
+      --left, ++c, pw0 += 64, pw1 += 64, ps0 += 4, ps1 += 4;
+      if (c == spans && left > 0) c = 0, ++tl, point();
+    }
+  };
+#pragma unroll
+  for (int u = 0; u < U; ++u) load_next(u);  // in flight while the activations are staged
+
+  for (int i = threadIdx.x; i < max_tiles * W * RT * 32; i += W * 32) partial[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+  if constexpr (X_SMEM) {
+    const int chunks = spans * 16, k_chunks = int(p.k / 8);
+    for (int row = 0; row < p.m; ++row) {
+      for (int j = threadIdx.x; j < chunks; j += W * 32) {
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (j < k_chunks) v = __ldg(reinterpret_cast<const uint4*>(xg + row * p.ldx + j * 8));
+        uint32_t xp[4];
+        pair_activations(v, xp);
+        *reinterpret_cast<uint4*>(smem + max_tiles * W * RT * 512 + row * x_pitch + skinny_x_chunk(j) * 16) =
+            make_uint4(xp[0], xp[1], xp[2], xp[3]);
+      }
+    }
+  }
+  __syncthreads();
+
+  auto flush = [&](int tile) {
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      partial[(tile * W + warp) * RT * 32 + r * 32 + lane] = make_float4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+      acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = 0.f;
+    }
+  };
+  int current = slot_tile[0];
+  for (bool more = current < tiles; more;) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (slot_tile[u] >= tiles) {
+        more = false;
+        break;
+      }
+      if (slot_tile[u] != current) flush(current), current = slot_tile[u];
+      run_span(slot_c[u], slot_c[u] < full || t < rem, cw0[u], cw1[u], cs0[u], cs1[u]);
+      load_next(u);
+    }
+  }
+  if (current < tiles) flush(current);
+  __syncthreads();
+
+  const float* sums = reinterpret_cast<const float*>(partial);
+  for (int idx = threadIdx.x; idx < tiles * RT * 128; idx += W * 32) {
+    const int tile = idx / (RT * 128), r = (idx >> 7) % RT, j = (idx >> 5) & 3, ln = idx & 31;
+    const int64_t row = r * 8 + 2 * (ln & 3) + (j & 1);
+    const int64_t col = (tile0 + tile) * 16 + (ln >> 2) + (j >= 2 ? 8 : 0);
+    if (row >= p.m || col >= p.n) continue;
+    float sum = 0.f;
+#pragma unroll 4
+    for (int w = 0; w < W; ++w) sum += sums[((tile * W + w) * RT * 32 + r * 32 + ln) * 4 + j];
+    store_out<OutT>(p.out, row * p.ldo + col, p.bias ? sum + p.bias[col] : sum);
+  }
+}
+
 // ---- cp.async -------------------------------------------------------------------------------------------------
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
@@ -543,6 +718,34 @@ cudaError_t launch_skinny(const W4A16Problem& p, cudaStream_t stream, bool stage
   return cudaGetLastError();
 }
 
+// The persistent skinny kernel: MIN_BLOCKS blocks per multiprocessor, each taking a run of at most kMaxTiles tiles
+// (more blocks, in waves, where the tiles are more than that).
+constexpr int kSkinnyPersistentMaxTiles = 4;
+template <typename T, typename OutT, int RT, int W, int U, int MIN_BLOCKS>
+cudaError_t launch_skinny_persistent(const W4A16Problem& p, cudaStream_t stream, bool stage_x, int sms) {
+  const int64_t ntiles = (p.n + 15) / 16;
+  int64_t grid = std::min<int64_t>(ntiles, int64_t(sms) * MIN_BLOCKS);
+  if ((ntiles + grid - 1) / grid > kSkinnyPersistentMaxTiles) grid = (ntiles + kSkinnyPersistentMaxTiles - 1) / kSkinnyPersistentMaxTiles;
+  const int max_tiles = int((ntiles + grid - 1) / grid);
+  const int partial_bytes = max_tiles * W * RT * 512;
+  constexpr int kMaxPartial = kSkinnyPersistentMaxTiles * W * RT * 512;
+  constexpr int kMaxSmem = kMaxPartial + kSkinnyMaxXBytes;
+  static_assert(kMaxSmem <= 227 * 1024, "the persistent skinny kernel's shared memory");
+  const int pitch = skinny_x_pitch(p.k);
+  const int64_t x_bytes = p.m * int64_t(pitch);
+  if (!stage_x || x_bytes > kSkinnyMaxXBytes) {
+    auto kernel = &w4a16_skinny_persistent<T, OutT, RT, W, U, MIN_BLOCKS, false>;
+    const cudaError_t err = prepare_kernel<&w4a16_skinny_persistent<T, OutT, RT, W, U, MIN_BLOCKS, false>>(W * 32, kMaxPartial);
+    if (err != cudaSuccess) return err;
+    kernel<<<unsigned(grid), W * 32, size_t(partial_bytes), stream>>>(p, 0, max_tiles);
+    return cudaGetLastError();
+  }
+  auto kernel = &w4a16_skinny_persistent<T, OutT, RT, W, U, MIN_BLOCKS, true>;
+  const cudaError_t err = prepare_kernel<&w4a16_skinny_persistent<T, OutT, RT, W, U, MIN_BLOCKS, true>>(W * 32, kMaxSmem);
+  if (err != cudaSuccess) return err;
+  kernel<<<unsigned(grid), W * 32, size_t(partial_bytes + x_bytes), stream>>>(p, pitch, max_tiles);
+  return cudaGetLastError();
+}
 // The shape of the wide kernel: 64 rows x 64 columns per block (the fastest on an H200 at N=5760, K=2880 for M
 // from 128 to 1024, tests/gpu/tune_cuda.cu).
 using WideTile = WideShape<8, 4>;
