@@ -308,36 +308,8 @@ int main(int argc, char** argv) {
       std::printf("floors: stream %lld bytes, %d blocks x 256: %.2f us (%.1f%% of copy)\n", (long long)wq_bytes, blocks, ts * 1e6, wq_bytes / ts / copy_rate * 100);
     }
   }
-  using B = __nv_bfloat16;
-  const int sms = prop.multiProcessorCount;
-  auto pers = [sms](auto rt, auto w, auto u, auto b, bool gx) {
-    return [sms, gx](const W4A16Problem& p, cudaStream_t st) {
-      return launch_skinny_persistent<B, B, decltype(rt)::value, decltype(w)::value, decltype(u)::value,
-                                      decltype(b)::value>(p, st, !gx && p.m <= 2, sms);
-    };
-  };
-  using I1 = std::integral_constant<int, 1>;
-  using I2 = std::integral_constant<int, 2>;
-  using I3 = std::integral_constant<int, 3>;
-  using I4 = std::integral_constant<int, 4>;
-  using I16 = std::integral_constant<int, 16>;
-  using I24 = std::integral_constant<int, 24>;
-  using I32 = std::integral_constant<int, 32>;
-  using I8 = std::integral_constant<int, 8>;
   std::vector<Variant> skinny = {
       {"library", launch_w4a16_typed<__nv_bfloat16, __nv_bfloat16>},
-      {"pers rt1 w24 u2 b1", pers(I1{}, I24{}, I2{}, I1{}, false)},
-      {"pers rt1 w24 u3 b1", pers(I1{}, I24{}, I3{}, I1{}, false)},
-      {"pers rt1 w16 u2 b1", pers(I1{}, I16{}, I2{}, I1{}, false)},
-      {"pers rt1 w16 u3 b1", pers(I1{}, I16{}, I3{}, I1{}, false)},
-      {"pers rt1 w8 u2 b3", pers(I1{}, I8{}, I2{}, I3{}, false)},
-      {"pers rt1 w16 u4 b1", pers(I1{}, I16{}, I4{}, I1{}, false)},
-      {"pers rt1 w32 u2 b1", pers(I1{}, I32{}, I2{}, I1{}, false)},
-      {"pers rt1 w8 u3 b3", pers(I1{}, I8{}, I3{}, I3{}, false)},
-      {"pers rt1 w24 u2 b1 gx", pers(I1{}, I24{}, I2{}, I1{}, true)},
-      {"pers rt1 w16 u3 b1 gx", pers(I1{}, I16{}, I3{}, I1{}, true)},
-      {"pers rt2 w24 u2 b1 gx", pers(I2{}, I24{}, I2{}, I1{}, true)},
-      {"pers rt2 w16 u2 b1 gx", pers(I2{}, I16{}, I2{}, I1{}, true)},
       {"skinny rt1 kw8 u2 b3 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 1, 8, 2, 3>},
       {"skinny rt1 kw8 u3 b3", staged_skinny<1, 8, 3, 3>},
       {"skinny rt1 kw8 u2 b3", staged_skinny<1, 8, 2, 3>},
@@ -348,12 +320,16 @@ int main(int argc, char** argv) {
       {"skinny rt1 kw16 u1 b2", staged_skinny<1, 16, 1, 2>},
       {"skinny rt2 kw8 u2 b3", staged_skinny<2, 8, 2, 3>},
       {"skinny rt2 kw8 u2 b3 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 2, 8, 2, 3>},
+      {"skinny rt2 kw8 u2 b2 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 2, 8, 2, 2>},
+      {"skinny rt2 kw8 u3 b2 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 2, 8, 3, 2>},
+      {"skinny rt2 kw4 u2 b4 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 2, 4, 2, 4>},
       {"skinny rt2 kw8 u4 b2 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 2, 8, 4, 2>},
       {"skinny rt2 kw4 u4 b4 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 2, 4, 4, 4>},
       {"skinny rt2 kw4 u4 b4", staged_skinny<2, 4, 4, 4>},
       {"skinny rt2 kw8 u4 b2", staged_skinny<2, 8, 4, 2>},
       {"skinny rt2 kw16 u2 b1", staged_skinny<2, 16, 2, 1>},
   };
+  using B = __nv_bfloat16;
   auto wide = [](auto shape, int splits) {
     using S = decltype(shape);
     return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wide<B, B, S>(p, splits, st); };
