@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -355,7 +354,7 @@ int main(int argc, char** argv) {
       if (*c == ',') ++c;
     }
   }
-  const char* only = argc > 3 ? argv[3] : "";  // and only the variants whose name contains this (or one of a|b|c)
+  const std::string names = argc > 3 ? argv[3] : "";  // and only the variants whose name contains this (or one of a|b|c)
   for (int64_t m : ms) {
     if (quick && argc <= 2 && (m == 4 || m == 8)) continue;
     std::vector<Variant>& vs = m <= 16 ? skinny : wide_variants;
@@ -365,11 +364,10 @@ int main(int argc, char** argv) {
     CHECK_CUDA(cudaMemcpy(hmag.data(), mag, m * N * 8, cudaMemcpyDeviceToHost));
     for (const Variant& v : vs) {
       if (v.name.find("rt1") != std::string::npos && m > 8) continue;
-      bool picked = false;  // `only` may list several names, separated by '|'
-      for (size_t a = 0, b; !picked && a <= std::strlen(only); a = b + 1) {
-        b = std::string(only).find('|', a);
-        if (b == std::string::npos) b = std::strlen(only);
-        picked = v.name.find(std::string(only).substr(a, b - a)) != std::string::npos;
+      bool picked = false;  // `names` may list several, separated by '|'
+      for (size_t a = 0, b = 0; !picked && b != std::string::npos; a = b + 1) {
+        b = names.find('|', a);
+        picked = v.name.find(names.substr(a, b == std::string::npos ? b : b - a)) != std::string::npos;
       }
       if (!picked) continue;
       W4A16Problem p;
