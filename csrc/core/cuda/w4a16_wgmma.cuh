@@ -144,6 +144,38 @@ __device__ __forceinline__ void decode_e2m1x8_in_order(uint32_t q, uint32_t fact
   }
 }
 
+// Four values to out[i .. i + 4): one 16-byte (float32) or 8-byte (bf16) store where `whole` (the four columns
+// inside N, the output 16-byte aligned with rows a multiple of 4 apart), else the first `valid` one at a time. bf16
+// takes the hardware's rounding, and narrow()'s where a NaN is among them (the hardware makes NaNs canonical; the
+// CPU keeps their sign and payload).
+template <typename OutT>
+__device__ __forceinline__ void store_out4(const W4A16Problem& p, int64_t i, const float (&v)[4], bool whole,
+                                           int valid) {
+  if (whole) {
+    if constexpr (std::is_same_v<OutT, float>) {
+      asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(static_cast<float*>(p.out) + i), "f"(v[0]),
+                   "f"(v[1]), "f"(v[2]), "f"(v[3])
+                   : "memory");
+      return;
+    } else if constexpr (std::is_same_v<OutT, __nv_bfloat16>) {
+      const __nv_bfloat162 h0 = __floats2bfloat162_rn(v[0], v[1]), h1 = __floats2bfloat162_rn(v[2], v[3]);
+      uint32_t w0 = *reinterpret_cast<const uint32_t*>(&h0), w1 = *reinterpret_cast<const uint32_t*>(&h1);
+      // Bit 15 of a half ends up set where it is a NaN (magnitude above 0x7F80).
+      if ((((w0 & 0x7FFF7FFFu) + 0x007F007Fu) | ((w1 & 0x7FFF7FFFu) + 0x007F007Fu)) & 0x80008000u) {
+        w0 = uint32_t(narrow<FloatType::bf16>(v[0])) | uint32_t(narrow<FloatType::bf16>(v[1])) << 16;
+        w1 = uint32_t(narrow<FloatType::bf16>(v[2])) | uint32_t(narrow<FloatType::bf16>(v[3])) << 16;
+      }
+      asm volatile("st.global.v2.b32 [%0], {%1, %2};" ::"l"(static_cast<uint16_t*>(p.out) + i), "r"(w0), "r"(w1)
+                   : "memory");
+      return;
+    }
+  }
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    if (e < valid) store_out<OutT>(p.out, i + e, v[e]);
+  }
+}
+
 template <typename OutT, typename S>
 __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int splits) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -379,46 +411,48 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
   }
   __syncthreads();
 
-  // Sum the cluster's partial sums in rank order; block `rank` stores rows rank, rank + splits, ... Each thread
-  // takes two adjacent columns.
+  // Sum the cluster's partial sums in rank order; block `rank` stores rows rank, rank + splits, ... A thread keeps
+  // one group of 4 columns and takes every kRowsPerRound-th of the block's rows, so that its column checks, bias and
+  // addresses are worked out once, a row's loads are contiguous (as distributed shared memory wants them) and its
+  // stores are 8 (bf16) or 16 bytes (float32). (Against two columns per thread and item, recomputed for each, this
+  // took an H200 from 46.1 to 45.1 us at M=384 and from 90.6 to 88.8 us at M=1024, tests/gpu/tune_cuda.cu.)
   const int rank = splits > 1 ? int(blockIdx.z) : 0;
-  const int my_rows = (BT - rank + splits - 1) / splits;
-  auto store_rows = [&](auto&& value) {
-    for (int idx = tid; idx < my_rows * (BN / 2); idx += S::THREADS) {
-      const int r = rank + splits * (idx / (BN / 2)), c = 2 * (idx % (BN / 2));
-      if (m0 + r >= p.m) continue;
-      const float2 v = value(r * S::PART_PITCH + c);
+  constexpr int kGroups = BN / 4, kRowsPerRound = S::THREADS / kGroups;
+  namespace cg = cooperative_groups;
+  const float* ranks[4] = {part, part, part, part};
+  if (splits > 1) {
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        if (n0 + c + e < p.n) {
-          const float ve = e == 0 ? v.x : v.y;
-          store_out<OutT>(p.out, (m0 + r) * p.ldo + n0 + c + e, p.bias ? ve + p.bias[n0 + c + e] : ve);
+    for (int q = 0; q < 4; ++q) ranks[q] = cluster.map_shared_rank(part, q < splits ? q : 0);
+  }
+  const int rows = int(min(int64_t(BT), p.m - m0));
+  const int my_rows = rows > rank ? (rows - rank + splits - 1) / splits : 0;
+  if (tid < kRowsPerRound * kGroups) {
+    const int group = tid % kGroups, first = tid / kGroups;
+    const int64_t col = n0 + 4 * group;
+    float bias[4] = {0.f, 0.f, 0.f, 0.f};
+    if (p.bias) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) bias[e] = col + e < p.n ? p.bias[col + e] : 0.f;
+    }
+    const bool whole = col + 4 <= p.n && reinterpret_cast<uintptr_t>(p.out) % 16 == 0 && p.ldo % 4 == 0;
+#pragma unroll 2
+    for (int rr = first; rr < my_rows; rr += kRowsPerRound) {
+      const int r = rank + splits * rr, off = r * S::PART_PITCH + 4 * group;
+      float4 v = *reinterpret_cast<const float4*>(ranks[0] + off);
+#pragma unroll
+      for (int q = 1; q < 4; ++q) {
+        if (q < splits) {
+          const float4 o = *reinterpret_cast<const float4*>(ranks[q] + off);
+          v.x += o.x, v.y += o.y, v.z += o.z, v.w += o.w;
         }
       }
+      const float out4[4] = {v.x + bias[0], v.y + bias[1], v.z + bias[2], v.w + bias[3]};
+      store_out4<OutT>(p, (m0 + r) * p.ldo + col, out4, whole, int(min(int64_t(4), p.n - col)));
     }
-  };
-  if (splits == 1) {
-    store_rows([&](int i) { return *reinterpret_cast<const float2*>(part + i); });
-    return;
   }
-  namespace cg = cooperative_groups;
-  cg::cluster_group cluster = cg::this_cluster();
-  cluster.sync();
-  const float* ranks[4];
-#pragma unroll
-  for (int q = 0; q < 4; ++q) ranks[q] = cluster.map_shared_rank(part, q < splits ? q : 0);
-  store_rows([&](int i) {
-    float2 v = *reinterpret_cast<const float2*>(ranks[0] + i);
-#pragma unroll
-    for (int q = 1; q < 4; ++q) {
-      if (q < splits) {
-        const float2 o = *reinterpret_cast<const float2*>(ranks[q] + i);
-        v.x += o.x, v.y += o.y;
-      }
-    }
-    return v;
-  });
-  cluster.sync();  // the others' partial sums stay in place until every block has read them
+  if (splits > 1) cg::this_cluster().sync();  // the others' partial sums stay in place until every block has read them
 #else
   __trap();  // launched only where the sm_90a code was built (kHaveWgmma) and the device is compute capability 9.0
 #endif
