@@ -108,6 +108,9 @@ struct WgmmaShape {
   static_assert((CONSUMER_REGS - LAUNCH_REGS) * 128 <= (LAUNCH_REGS - PRODUCER_REGS) * PRODUCERS,
                 "setmaxnreg: the producers free enough registers for the consumer");
   static_assert(X_SLOTS >= 3 && CODE_SLOTS >= 2 && SMEM <= 227 * 1024, "rings");
+  // The prologue runs CODE_SLOTS - 1 steps, which must also issue the first X_SLOTS - 2 activation stages (a shape
+  // with fewer code slots, <3, 3, 7, 3>, left stages 0..2 unread: NaN and garbage in tune_cuda).
+  static_assert(CODE_SLOTS - 1 >= X_SLOTS - 2, "the prologue issues the activations' lead");
   static_assert(PART_BYTES <= X_SLOTS * X_BYTES && PART % 16 == 0, "the partial sums fit the activation ring");
   static_assert(CONSUMER_REGS * 128 + PRODUCER_REGS * PRODUCERS <= 65536, "registers");
 };
