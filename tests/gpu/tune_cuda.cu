@@ -16,7 +16,6 @@
 #include "../cuda/check_cuda.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/w4a16_launch.cuh"
-#include "cuda/w4a16_wgmma_rs.cuh"
 
 using namespace mxkernels::core;
 using namespace mxkernels::core::cuda;
@@ -339,22 +338,12 @@ int main(int argc, char** argv) {
     using S = decltype(shape);
     return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wgmma<B, S>(p, splits, st); };
   };
-  auto rs = [](auto shape, int splits) {
-    using S = decltype(shape);
-    return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wgmma_rs<B, S>(p, splits, st); };
-  };
   std::vector<Variant> wide_variants = {
       {"library", launch_w4a16_typed<B, B>},
       {"wgmma 192 p3 s1", wg(WgmmaShape<3, 3, 7, 6>{}, 1)},
       {"wgmma 192 p3 s4", wg(WgmmaShape<3, 3, 7, 6>{}, 4)},
       {"wgmma 192 p2 s1", wg(WgmmaShape<3, 2, 7, 6>{}, 1)},
       {"wgmma 128 p3 s2", wg(WgmmaShape<2, 3, 7, 8>{}, 2)},
-      {"rs 128 x7 d4 s2 perm", rs(WgmmaRsShape<2, 7, 4, 6>{}, 2)},
-      {"rs 128 x7 d4 s2 perm-turn", rs(WgmmaRsShape<2, 7, 4, 8>{}, 2)},
-      {"rs 128 x7 d4 s1 perm-turn", rs(WgmmaRsShape<2, 7, 4, 8>{}, 1)},
-      {"rs 128 x7 d2 s2 perm-turn", rs(WgmmaRsShape<2, 7, 2, 8>{}, 2)},
-      {"rs 192 x7 d2 s4 perm-turn", rs(WgmmaRsShape<3, 7, 2, 8>{}, 4)},
-      {"rs 192 x7 d2 s1 perm-turn", rs(WgmmaRsShape<3, 7, 2, 8>{}, 1)},
       {"wide tm8 nw4 s1", wide(WideShape<8, 4>{}, 1)},
       {"wide tm8 nw4 s2", wide(WideShape<8, 4>{}, 2)},
   };
