@@ -16,7 +16,6 @@
 #include "../cuda/check_cuda.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/w4a16_launch.cuh"
-#include "cuda/w4a16_wgmma_xr.cuh"
 
 using namespace mxkernels::core;
 using namespace mxkernels::core::cuda;
@@ -339,28 +338,8 @@ int main(int argc, char** argv) {
     using S = decltype(shape);
     return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wgmma<B, S>(p, splits, st); };
   };
-  auto xr = [](auto shape, int splits) {
-    using S = decltype(shape);
-    return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wgmma_xr<B, S>(p, splits, st); };
-  };
   std::vector<Variant> wide_variants = {
       {"library", launch_w4a16_typed<B, B>},
-      // The experiment of csrc/core/cuda/w4a16_wgmma_xr.cuh: p producer warpgroups, b decoded slots, c code slots,
-      // h half-block decode units, a3 three activation register sets, l prefetch into L1, s splits.
-      {"xr p1 b4 c6 s4", xr(XrShape<1, 4, 6, 200>{}, 4)},
-      {"xr p1 b4 c6 s1", xr(XrShape<1, 4, 6, 200>{}, 1)},
-      {"xr p1 b5 c4 s4", xr(XrShape<1, 5, 4, 200>{}, 4)},
-      {"xr p2 b4 c6 s4", xr(XrShape<2, 4, 6, 184>{}, 4)},
-      {"xr p2 b4 c6 h s4", xr(XrShape<2, 4, 6, 184, 2, 0, 2>{}, 4)},
-      {"xr p2 b4 c6 h s1", xr(XrShape<2, 4, 6, 184, 2, 0, 2>{}, 1)},
-      {"xr p2 b4 c6 h a3 s4", xr(XrShape<2, 4, 6, 184, 3, 0, 2>{}, 4)},
-      {"xr p2 b4 c6 h l3 s4", xr(XrShape<2, 4, 6, 184, 2, 0, 2, 3>{}, 4)},
-      {"xr probe1 h s1", xr(XrShape<2, 4, 6, 184, 2, 1, 2>{}, 1)},
-      {"xr probe2 h s1", xr(XrShape<2, 4, 6, 184, 2, 2, 2>{}, 1)},
-      {"xr probe3 h s1", xr(XrShape<2, 4, 6, 184, 2, 3, 2>{}, 1)},
-      {"xr probe4 h s1", xr(XrShape<2, 4, 6, 184, 2, 4, 2>{}, 1)},
-      {"xr probe6 h s1", xr(XrShape<2, 4, 6, 184, 2, 6, 2>{}, 1)},
-      {"xr probe3 h l3 s1", xr(XrShape<2, 4, 6, 184, 2, 3, 2, 3>{}, 1)},
       {"wgmma 192 p3 s1", wg(WgmmaShape<3, 3, 7, 6>{}, 1)},
       {"wgmma 192 p3 s4", wg(WgmmaShape<3, 3, 7, 6>{}, 4)},
       {"wgmma 192 p2 s1", wg(WgmmaShape<3, 2, 7, 6>{}, 1)},
