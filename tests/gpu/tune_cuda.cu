@@ -163,8 +163,13 @@ cudaError_t staged_skinny(const W4A16Problem& p, cudaStream_t stream) {
 
 template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS>
 cudaError_t launch_skinny_global_x(const W4A16Problem& p, cudaStream_t stream) {
-  w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, false><<<unsigned((p.n + 15) / 16), KW * 32, 0, stream>>>(p, 0);
-  return cudaGetLastError();
+  return launch_skinny<T, OutT, RT, KW, U, MIN_BLOCKS>(p, stream, false);
+}
+
+// The skinny kernel with each warp's next loads issued as its current ones arrive (CHAIN).
+template <int RT, int KW, int U, int MIN_BLOCKS, bool X_SMEM>
+cudaError_t chain_skinny(const W4A16Problem& p, cudaStream_t stream) {
+  return launch_skinny<__nv_bfloat16, __nv_bfloat16, RT, KW, U, MIN_BLOCKS, true>(p, stream, X_SMEM);
 }
 
 __global__ void stream_copy(const uint4* a, uint4* b, int64_t n16) {
@@ -254,7 +259,7 @@ int main(int argc, char** argv) {
   }
 
   // ---- W4A16 ----
-  const int64_t N = 5760, K = 2880;
+  const int64_t N = std::getenv("TUNE_N") ? std::atoll(std::getenv("TUNE_N")) : 5760, K = 2880;
   const int64_t wq_bytes = N * K / 2, ws_bytes = N * K / 32;
   const int copies = int(std::max<int64_t>(2, (3 * int64_t(prop.l2CacheSize) + wq_bytes - 1) / wq_bytes));
   uint8_t *wq, *ws, *ws_odd;
@@ -311,6 +316,8 @@ int main(int argc, char** argv) {
   std::vector<Variant> skinny = {
       {"library", launch_w4a16_typed<__nv_bfloat16, __nv_bfloat16>},
       {"skinny rt1 kw8 u2 b3 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 1, 8, 2, 3>},
+      {"chain rt1 kw8 u1 b3", chain_skinny<1, 8, 1, 3, true>},
+      {"chain rt1 kw8 u1 b3 gx", chain_skinny<1, 8, 1, 3, false>},
       {"skinny rt1 kw8 u3 b3", staged_skinny<1, 8, 3, 3>},
       {"skinny rt1 kw8 u2 b3", staged_skinny<1, 8, 2, 3>},
       {"skinny rt1 kw8 u4 b2", staged_skinny<1, 8, 4, 2>},

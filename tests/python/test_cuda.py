@@ -225,6 +225,19 @@ def test_w4a16_bf16_scale_window_edges(m):
     check_w4a16(ops.mxfp4_gemm_w4a16(x32, q.cuda(), s.cuda()), x32, q, s, None)
 
 
+@pytest.mark.parametrize("m", [1, 2, 3, 8])
+@pytest.mark.parametrize("k", [1056, 2592, 4096])
+def test_w4a16_skinny_chained_spans(m, k):
+    # Up to 8 bf16 rows each warp of the skinny kernel issues its next span's loads as its current ones arrive, and
+    # one warp also loads the partial span up front: K with a partial span and the whole spans ending at different
+    # warps (1056: 8 whole spans, one block more; 2592: 20 and one; 4096: 32, none), scales on both paths.
+    n = 48
+    q, s = random_weight(n, k, 21, scale_range=(118, 129))
+    s[40:48, 1::7] = 60  # some spans take the block-by-block path
+    x = torch.randn(m, k, generator=gen(22)).to(torch.bfloat16).cuda()
+    check_w4a16(ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda()), x, q, s, None)
+
+
 @pytest.mark.parametrize("m", [1, 2])
 def test_w4a16_skinny_rows_too_long_for_shared_memory(m):
     # The skinny kernel stages 1 or 2 activation rows in shared memory; at K=26624 two rows pass its 100 KiB limit

@@ -104,6 +104,11 @@ __device__ __forceinline__ void scale_add(float acc[4], const float d[4], float 
 // t of its two columns with one load each, so the k slots of one MMA hold 4 values of each of the 4 blocks. KW
 // warps of a block share 16 columns and take every KW-th span, each keeping U spans in flight; the whole spans run
 // without conditions, and the last, partial one (K not a multiple of 128) is taken by one warp afterwards.
+// With CHAIN a warp issues the loads of its next spans as soon as those of its current span have arrived (their
+// address depends on the loaded codes through `zero`, a kernel argument that is always 0, so that neither compiler
+// can hoist them), not after the span's arithmetic; its partial span's loads go out with its first ones. All warps
+// then keep few bytes in flight at the start, so that the first spans arrive early and are decoded while the rest
+// stream in (issued all at once, every warp's first span completes near the end of the whole transfer).
 // A span whose scales pass span_scale has them applied to the decoded codes, and its 8 MMAs run as two float32
 // chains; otherwise each block's sum is taken alone (the other lanes' operands zeroed) and multiplied by its scale
 // in float32, as the CPU does (scales 0, 254, 0xFF...). Either way the span's sum is then added to the float32 total.
@@ -114,8 +119,8 @@ __device__ __forceinline__ void scale_add(float acc[4], const float d[4], float 
 // (two rows, blocks t = 0..3) hit distinct banks; without it (rows too long) each warp reads them from global memory.
 __device__ __forceinline__ int skinny_x_chunk(int j) { return j ^ ((j >> 2) & 2); }
 
-template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool X_SMEM>
-__global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem p, int x_pitch) {
+template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool X_SMEM, bool CHAIN>
+__global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem p, int x_pitch, uint32_t zero) {
   __shared__ float partial[KW][RT * 4][32];
   extern __shared__ __align__(16) uint8_t x_rows[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -201,15 +206,24 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
 
   uint4 cw0[U], cw1[U];
   uint32_t cs0[U], cs1[U];
-  auto load = [&](int u, int c) {
-    cw0[u] = __ldg(reinterpret_cast<const uint4*>(w0 + c * 64));
-    cw1[u] = __ldg(reinterpret_cast<const uint4*>(w1 + c * 64));
-    cs0[u] = __ldg(s0 + 4 * c);
-    cs1[u] = __ldg(s1 + 4 * c);
+  auto load = [&](int u, int c, uint32_t off = 0) {
+    cw0[u] = __ldg(reinterpret_cast<const uint4*>(w0 + c * 64 + off));
+    cw1[u] = __ldg(reinterpret_cast<const uint4*>(w1 + c * 64 + off));
+    cs0[u] = __ldg(s0 + 4 * c + off);
+    cs1[u] = __ldg(s1 + 4 * c + off);
   };
 #pragma unroll
   for (int u = 0; u < U; ++u) {
     if (warp + KW * u < full) load(u, warp + KW * u);  // in flight while the activations are staged
+  }
+  const int rem_warp = full % KW;
+  uint4 ra = make_uint4(0, 0, 0, 0), rb = make_uint4(0, 0, 0, 0);
+  uint32_t rsa = 127u, rsb = 127u;
+  if (CHAIN && rem != 0 && warp == rem_warp && t < rem) {
+    ra = __ldg(reinterpret_cast<const uint4*>(w0 + full * 64));
+    rb = __ldg(reinterpret_cast<const uint4*>(w1 + full * 64));
+    rsa = __ldg(s0 + 4 * full);
+    rsb = __ldg(s1 + 4 * full);
   }
   if constexpr (X_SMEM) {
     // Four chunks per thread in flight at a time: the rows' loads must not wait for each other.
@@ -242,11 +256,20 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
     for (int u = 0; u < U; ++u) {
       const int c = c0 + KW * u;
       if (c >= full) break;
-      run_span(c, true, cw0[u], cw1[u], cs0[u], cs1[u]);
-      if (c + KW * U < full) load(u, c + KW * U);
+      if constexpr (CHAIN) {
+        const uint4 a = cw0[u], b = cw1[u];
+        const uint32_t sa = cs0[u], sb = cs1[u];
+        if (c + KW * U < full) load(u, c + KW * U, (a.x ^ b.x) & zero);
+        run_span(c, true, a, b, sa, sb);
+      } else {
+        run_span(c, true, cw0[u], cw1[u], cs0[u], cs1[u]);
+        if (c + KW * U < full) load(u, c + KW * U);
+      }
     }
   }
-  if (rem != 0 && warp == full % KW) {
+  if (CHAIN && rem != 0 && warp == rem_warp) {
+    run_span(full, t < rem, ra, rb, rsa, rsb);
+  } else if (!CHAIN && rem != 0 && warp == rem_warp) {
     // The partial span: blocks past K have zero codes, a finite scale and zero activations.
     const bool valid = t < rem;
     uint4 a = make_uint4(0, 0, 0, 0), b = make_uint4(0, 0, 0, 0);
@@ -267,13 +290,14 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
   __syncthreads();
   for (int idx = threadIdx.x; idx < RT * 4 * 32; idx += KW * 32) {
     const int reg = idx >> 5, ln = idx & 31;
-    float sum = 0.f;
-#pragma unroll
-    for (int w = 0; w < KW; ++w) sum += partial[w][reg][ln];
     const int r = reg >> 2, j = reg & 3;
     const int64_t col = n0 + (ln >> 2) + (j >= 2 ? 8 : 0);
     const int64_t row = r * 8 + 2 * (ln & 3) + (j & 1);
-    if (row < p.m && col < p.n) store_out<OutT>(p.out, row * p.ldo + col, p.bias ? sum + p.bias[col] : sum);
+    if (row >= p.m || col >= p.n) continue;
+    float sum = 0.f;
+#pragma unroll
+    for (int w = 0; w < KW; ++w) sum += partial[w][reg][ln];
+    store_out<OutT>(p.out, row * p.ldo + col, p.bias ? sum + p.bias[col] : sum);
   }
 }
 
@@ -528,18 +552,19 @@ constexpr int kSkinnyMaxXBytes = 100 * 1024;
 inline int skinny_x_pitch(int64_t k) { return int((k + 127) / 128 * 256 + 16); }
 
 // stage_x: copy the activations to shared memory where they fit (see w4a16_skinny).
-template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS>
+template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool CHAIN = false>
 cudaError_t launch_skinny(const W4A16Problem& p, cudaStream_t stream, bool stage_x = true) {
   const int pitch = skinny_x_pitch(p.k);
   const int64_t x_bytes = p.m * int64_t(pitch);
   const unsigned grid = unsigned((p.n + 15) / 16);
   if (!stage_x || x_bytes > kSkinnyMaxXBytes) {
-    w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, false><<<grid, KW * 32, 0, stream>>>(p, 0);
+    w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, false, CHAIN><<<grid, KW * 32, 0, stream>>>(p, 0, 0u);
     return cudaGetLastError();
   }
-  const cudaError_t err = prepare_kernel<&w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true>>(KW * 32, kSkinnyMaxXBytes);
+  const cudaError_t err =
+      prepare_kernel<&w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true, CHAIN>>(KW * 32, kSkinnyMaxXBytes);
   if (err != cudaSuccess) return err;
-  w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true><<<grid, KW * 32, size_t(x_bytes), stream>>>(p, pitch);
+  w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true, CHAIN><<<grid, KW * 32, size_t(x_bytes), stream>>>(p, pitch, 0u);
   return cudaGetLastError();
 }
 
