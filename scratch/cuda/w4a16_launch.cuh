@@ -1,0 +1,74 @@
+// Which W4A16 kernel runs: the skinny one up to 16 rows; above, the wgmma kernel for bf16 activations where this
+// build has it and the device is an sm_90 (Hopper), else the wide mma.sync kernel.
+#pragma once
+#include "cuda/w4a16_kernels.cuh"
+#include "cuda/w4a16_wgmma.cuh"
+
+namespace mxkernels::core::cuda {
+namespace {
+
+// Tiles of 192 columns x 128 rows, three producer warpgroups, rings of 7 activation and 6 code stages (the fastest
+// on an H200 at N=5760, K=2880 for M = 128, 384 and 1024, tests/gpu/tune_cuda.cu; the 7 activation slots also hold
+// the partial sums).
+using WgmmaTile = WgmmaShape<3, 3, 7, 6>;
+
+// The kernel addresses a tile's activation rows by 32-bit byte offsets from its first row.
+inline bool wgmma_fits(const W4A16Problem& p) { return p.ldx * 2 * WgmmaTile::BT < (int64_t(1) << 31); }
+
+inline bool use_wgmma(const W4A16Problem& p, const DeviceInfo& info) {
+  return kHaveWgmma && p.x_type == FloatType::bf16 && p.m > kW4A16SkinnyMaxM && info.major == 9 && info.minor == 0 &&
+         wgmma_fits(p);
+}
+
+// K split over a cluster of up to 4 blocks where the tiles alone leave SMs idle (one block per SM): the most splits
+// that still fit one wave (on an H200 at N=5760, K=2880, M=384: 90 tiles unsplit 49.6 us, split over 4 in 2.7 waves
+// 55.1 us; M=128: 30 tiles unsplit 49.8 us, split over 4 19.5 us).
+inline int wgmma_splits(const W4A16Problem& p, const DeviceInfo& info) {
+  const int64_t tiles = ((p.n + WgmmaTile::BN - 1) / WgmmaTile::BN) * ((p.m + WgmmaTile::BT - 1) / WgmmaTile::BT);
+  const int64_t k_steps = (p.k / 32 + 1) / 2;
+  int splits = 1;
+  while (splits < 4 && splits < k_steps && tiles * (splits + 1) <= info.sms) ++splits;
+  return splits;
+}
+
+template <typename OutT, typename S, bool BLOCK_SPLIT = false, bool STAGGER = false>
+cudaError_t launch_wgmma(const W4A16Problem& p, int splits, cudaStream_t stream) {
+  const cudaError_t err = prepare_kernel<&w4a16_wgmma<OutT, S, BLOCK_SPLIT, STAGGER>>(S::THREADS, S::SMEM);
+  if (err != cudaSuccess) return err;
+  return launch_tiles(w4a16_wgmma<OutT, S, BLOCK_SPLIT, STAGGER>, p, S::BN, S::BT, S::THREADS, S::SMEM, splits, stream);
+}
+
+template <typename T, typename OutT>
+cudaError_t launch_w4a16_typed(const W4A16Problem& p, cudaStream_t stream) {
+  DeviceInfo info;
+  cudaError_t err = device_info(&info);
+  if (err != cudaSuccess) return err;
+  if (p.m <= kW4A16SkinnyMaxM) {
+    const bool eight = choose_skinny_warps(p.n, info.sms) == 8;
+    // The activations are staged in shared memory for 1 or 2 rows; from 3 rows on each warp reads them from global
+    // memory (on an H200 at N=5760, K=2880, tests/gpu/tune_cuda.cu: M=2 6.5 us staged against 6.8, M=3 7.0
+    // against 6.8, M=7 8.1 against 6.9, M=16 14.6 against 10.6). With 8 warps a block, up to 8 rows, each warp
+    // chains its loads, one span in flight (on an H100, the same tool: M=1 6.5 us against 7.0 with two spans
+    // issued at a time, M=2 6.5-6.7 against 6.9, M=3 6.8 against 7.2, M=8 7.15 against 7.4); from 9 rows on the
+    // chained kernel runs out of registers. fp16 keeps two spans issued at a time: its chained kernel (the scales
+    // folded through shuffles) spills, and it was not measured.
+    if (p.m <= 8) {
+      const bool stage_x = p.m <= 2;
+      if (!eight) return launch_skinny<T, OutT, 1, 4, 4, 4>(p, stream, stage_x);
+      if constexpr (std::is_same_v<T, __nv_bfloat16>) return launch_skinny<T, OutT, 1, 8, 1, 3, true>(p, stream, stage_x);
+      return launch_skinny<T, OutT, 1, 8, 2, 3>(p, stream, stage_x);
+    }
+    return eight ? launch_skinny<T, OutT, 2, 8, 2, 3>(p, stream, false)
+                 : launch_skinny<T, OutT, 2, 4, 2, 6>(p, stream, false);
+  }
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (use_wgmma(p, info)) return launch_wgmma<OutT, WgmmaTile>(p, wgmma_splits(p, info), stream);
+  }
+  int splits = 1;
+  err = wide_splits<T, OutT>(p, info, &splits);
+  if (err != cudaSuccess) return err;
+  return launch_wide<T, OutT, WideTile>(p, splits, stream);
+}
+
+}  // namespace
+}  // namespace mxkernels::core::cuda

@@ -1,0 +1,480 @@
+// The W4A16 kernel for M > 16 with bf16 activations on Hopper: warpgroup MMAs (wgmma, sm_90a) with both operands in
+// shared memory, fed by warpgroups that decode the codes into bf16 tiles (w4a16_wgmma below).
+#pragma once
+#include "cuda/w4a16_kernels.cuh"
+
+namespace mxkernels::core::cuda {
+namespace {
+
+// Whether this build has the sm_90a kernel (CMake defines it when the architecture list names 90a).
+#if defined(MXKERNELS_CUDA_SM90A)
+constexpr bool kHaveWgmma = true;
+#else
+constexpr bool kHaveWgmma = false;
+#endif
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Shared memory written by cp.async (the generic proxy) before the tensor cores read it (the async proxy).
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// Keeps registers that an in-flight wgmma reads or writes where they are until this point.
+template <int N>
+__device__ __forceinline__ void keep_registers(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+
+// Shared-memory matrix descriptor of a K-major tile with 128-byte swizzled rows (8-row groups 1024 bytes apart); the
+// start address advances by 32 bytes (2 in the descriptor) per 16 K values.
+__device__ __forceinline__ uint64_t swizzled_tile_descriptor(const void* smem) {
+  const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+
+// D (64 x 128, float32) += A (64 x 16 bf16) * B (16 x 128 bf16), both K-major swizzled tiles in shared memory.
+__device__ __forceinline__ void wgmma_ss_m64n128(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b)
+      : "memory");
+}
+
+// ---- the kernel --------------------------------------------------------------------------------------------------
+// PWG warpgroups (the producers) copy the activations and codes of each 64-value K stage (cp.async), decode the
+// codes into a 128-byte swizzled bf16 tile in shared memory, and warpgroup 0 (the consumer) runs the stage's
+// m64n128k16 MMAs on the two tiles while the producers decode the next. Stages are handed over through named
+// barriers (full: decoded and landed; empty: the MMAs that read it are done), and setmaxnreg gives the consumer's
+// accumulators the registers the producers do not need. (Decoding into the MMA's register operand instead, an earlier
+// kernel, made each warpgroup wait for its MMAs before decoding the next stage: ptxas serializes register-A wgmma
+// whose registers are rewritten while they run.) A block takes BN = 64 MB columns and 128 activation rows over a
+// share of K: K may be split over a cluster of blocks whose partial sums meet in rank order through distributed
+// shared memory (the same bits on every run).
+//
+// The decoded tile keeps the activations' natural K order (decode_e2m1x8_in_order).
+//
+// The decode applies each block's scale (its own scale over 2^10) where that is exact: scales in [77, 138], or a
+// block whose codes are all zeros. Any other block (scale 0, 255, 139...) makes the whole block of the grid compute
+// its share again on the exact path: per 32-value block, float32 sums of exact products times the scale, as on the
+// CPU. Real weights never need it; it is correct, not fast.
+template <int MB_, int PWG_, int X_SLOTS_, int CODE_SLOTS_>
+struct WgmmaShape {
+  // PWG producer warpgroups.
+  static constexpr int MB = MB_, BN = 64 * MB, BT = 128, PRODUCERS = 128 * PWG_, THREADS = 128 + PRODUCERS;
+  // Three rings: activations (X_SLOTS; refilled for stage it + X_SLOTS - 2 once stage it - 2's MMAs are done),
+  // decoded weights (3; written for stage it once stage it - 3's MMAs are done) and codes (CODE_SLOTS; refilled for
+  // stage it + CODE_SLOTS - 1 once stage it - 1 is decoded: each thread decodes the codes it copies), so that the
+  // loads from memory are issued several stages ahead while the decoded tiles take little room.
+  static constexpr int X_SLOTS = X_SLOTS_, A_SLOTS = 3, CODE_SLOTS = CODE_SLOTS_;
+  static constexpr int LEAD = (X_SLOTS - 2 < CODE_SLOTS - 1) ? X_SLOTS - 2 : CODE_SLOTS - 1;  // stages
+  static constexpr int X_BYTES = BT * 128, A_BYTES = BN * 128, CODE_BYTES = BN * 32;  // multiples of 1024
+  // Layout: codes, decoded tiles, activations; the partial sums at the end take only activation slots, which no
+  // thread writes after its last stage has landed (so the producers' decode stores and the consumer's partial sums
+  // never share an address).
+  static constexpr int CODE_RING = 0, A_RING = CODE_SLOTS * CODE_BYTES, X_RING = A_RING + A_SLOTS * A_BYTES;
+  static constexpr int RINGS = X_RING + X_SLOTS * X_BYTES;
+  static constexpr int PART_PITCH = BN + 4;  // floats; conflict-free for the D fragments, rows 16-byte aligned
+  static constexpr int PART_BYTES = BT * PART_PITCH * 4;
+  static constexpr int PART = RINGS - PART_BYTES;  // byte offset, 16-byte aligned
+  // + 1024: the swizzled tiles need 1024-byte alignment, which the dynamic shared memory does not promise.
+  static constexpr int SMEM = RINGS + 1024;
+  // Per producer thread and stage, in rounds of PRODUCERS (the last one partial): 16-byte activation chunks and
+  // decode units (one 32-value block of codes, 16 bytes, which the thread also copies).
+  static constexpr int X_CHUNKS = (BT * 8 + PRODUCERS - 1) / PRODUCERS;
+  static constexpr int DECODE_UNITS = (BN * 2 + PRODUCERS - 1) / PRODUCERS;
+  // Registers per thread after setmaxnreg (multiples of 8). The consumer's increase takes what the producers'
+  // decrease frees from the block's allocation at launch (65536 / THREADS each, rounded down to 8), so it must not
+  // ask for more (four producer warpgroups would deadlock at 232).
+  static constexpr int CONSUMER_REGS = 232, PRODUCER_REGS = (65536 - CONSUMER_REGS * 128) / PRODUCERS / 8 * 8;
+  static constexpr int LAUNCH_REGS = 65536 / THREADS / 8 * 8;
+  static_assert((CONSUMER_REGS - LAUNCH_REGS) * 128 <= (LAUNCH_REGS - PRODUCER_REGS) * PRODUCERS,
+                "setmaxnreg: the producers free enough registers for the consumer");
+  static_assert(X_SLOTS >= 3 && CODE_SLOTS >= 2 && SMEM <= 227 * 1024, "rings");
+  // The prologue runs CODE_SLOTS - 1 steps, which must also issue the first X_SLOTS - 2 activation stages (a shape
+  // with fewer code slots, <3, 3, 7, 3>, left stages 0..2 unread: NaN and garbage in tune_cuda).
+  static_assert(CODE_SLOTS - 1 >= X_SLOTS - 2, "the prologue issues the activations' lead");
+  static_assert(PART_BYTES <= X_SLOTS * X_BYTES && PART % 16 == 0, "the partial sums fit the activation ring");
+  static_assert(CONSUMER_REGS * 128 + PRODUCER_REGS * PRODUCERS <= 65536, "registers");
+};
+
+__device__ __forceinline__ void named_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void named_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
+// The eight E2M1 codes of a word as four pairs in K order, (e0, e1) (e2, e3) (e4, e5) (e6, e7), decoded times
+// `factor` as decode_e2m1x8 does: a byte permute puts byte j's two codes alone in the two halves (the other bytes
+// zero: sign replicated from a byte whose top bit is clear), then the same multiply, mask and rescale. 19
+// instructions, where decode_e2m1x8 and four permutes back to K order take 21.
+__device__ __forceinline__ void decode_e2m1x8_in_order(uint32_t q, uint32_t factor, uint32_t pair[4]) {
+  const uint32_t lo = q & 0x0F0F0F0Fu, hi = (q >> 4) & 0x0F0F0F0Fu;
+  const __nv_bfloat162 f = *reinterpret_cast<const __nv_bfloat162*>(&factor);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    uint32_t y;
+    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(y) : "r"(lo), "r"(hi), "r"(uint32_t(j | 0x80 | (4 + j) << 8 | 0x8000)));
+    const uint32_t raw = spread_e2m1_bf16(y, 0x1040u);
+    const __nv_bfloat162 v = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&raw), f);
+    pair[j] = *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
+// Four values to out[i .. i + 4): one 16-byte (float32) or 8-byte (bf16) store where `whole` (the four columns
+// inside N, the output 16-byte aligned with rows a multiple of 4 apart), else the first `valid` one at a time. bf16
+// takes the hardware's rounding, and narrow()'s where a NaN is among them (the hardware makes NaNs canonical; the
+// CPU keeps their sign and payload).
+template <typename OutT>
+__device__ __forceinline__ void store_out4(const W4A16Problem& p, int64_t i, const float (&v)[4], bool whole,
+                                           int valid) {
+  if (whole) {
+    if constexpr (std::is_same_v<OutT, float>) {
+      asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(static_cast<float*>(p.out) + i), "f"(v[0]),
+                   "f"(v[1]), "f"(v[2]), "f"(v[3])
+                   : "memory");
+      return;
+    } else if constexpr (std::is_same_v<OutT, __nv_bfloat16>) {
+      const __nv_bfloat162 h0 = __floats2bfloat162_rn(v[0], v[1]), h1 = __floats2bfloat162_rn(v[2], v[3]);
+      uint32_t w0 = *reinterpret_cast<const uint32_t*>(&h0), w1 = *reinterpret_cast<const uint32_t*>(&h1);
+      // Bit 15 of a half ends up set where it is a NaN (magnitude above 0x7F80).
+      if ((((w0 & 0x7FFF7FFFu) + 0x007F007Fu) | ((w1 & 0x7FFF7FFFu) + 0x007F007Fu)) & 0x80008000u) {
+        w0 = uint32_t(narrow<FloatType::bf16>(v[0])) | uint32_t(narrow<FloatType::bf16>(v[1])) << 16;
+        w1 = uint32_t(narrow<FloatType::bf16>(v[2])) | uint32_t(narrow<FloatType::bf16>(v[3])) << 16;
+      }
+      asm volatile("st.global.v2.b32 [%0], {%1, %2};" ::"l"(static_cast<uint16_t*>(p.out) + i), "r"(w0), "r"(w1)
+                   : "memory");
+      return;
+    }
+  }
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    if (e < valid) store_out<OutT>(p.out, i + e, v[e]);
+  }
+}
+
+template <typename OutT, typename S, bool BLOCK_SPLIT = false, bool STAGGER = false>
+__global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int splits) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  constexpr int BT = S::BT, BN = S::BN, MB = S::MB;
+  // Named barrier ids: full (stage it decoded and landed) and empty (stage it's MMAs done), each in turns of 3.
+  constexpr int kFull = 1, kEmpty = 4;
+  extern __shared__ uint8_t smem_raw[];
+  uint8_t* smem = smem_raw + ((1024 - (static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) & 1023)) & 1023);
+  const int tid = threadIdx.x;
+  const int wg = __shfl_sync(0xFFFFFFFFu, tid >> 7, 0);
+  const int64_t n0 = int64_t(blockIdx.x) * BN, m0 = int64_t(blockIdx.y) * BT;
+  const int nblk = int(p.k / 32), nst = (nblk + 1) / 2;
+  int b_begin, b_end;
+  if (BLOCK_SPLIT) {
+    b_begin = int(int64_t(nblk) * blockIdx.z / splits), b_end = int(int64_t(nblk) * (blockIdx.z + 1) / splits);
+  } else {
+    const int st_begin = int(int64_t(nst) * blockIdx.z / splits), st_end = int(int64_t(nst) * (blockIdx.z + 1) / splits);
+    b_begin = 2 * st_begin, b_end = min(2 * st_end, nblk);
+  }
+  const int n_it = (b_end - b_begin + 1) / 2;
+  const bool half_last = ((b_end - b_begin) & 1) != 0;
+  const int64_t k_lim = int64_t(b_end) * 32;
+  const __nv_bfloat16* x = static_cast<const __nv_bfloat16*>(p.x);
+  bool bad = false;
+
+  float acc[MB][64];
+#pragma unroll
+  for (int mb = 0; mb < MB; ++mb)
+#pragma unroll
+    for (int i = 0; i < 64; ++i) acc[mb][i] = 0.f;
+
+  if (wg != 0) {
+    // ---- producers ----
+    setmaxnreg_dec<S::PRODUCER_REGS>();
+    const int u = tid - 128;
+    // Activations: chunk c = u + PRODUCERS i is 16-byte piece c % 8 of row c / 8 (past M: row M-1, dropped at the
+    // end).
+    const int xc = u & 7;  // the same for every round, PRODUCERS being a multiple of 8
+    const uint8_t* x_tile = reinterpret_cast<const uint8_t*>(x + m0 * p.ldx + xc * 8);
+    uint32_t x_off[S::X_CHUNKS];
+    int x_dst[S::X_CHUNKS];
+#pragma unroll
+    for (int i = 0; i < S::X_CHUNKS; ++i) {
+      const int row = (u + S::PRODUCERS * i) >> 3;
+      x_off[i] = uint32_t(min(int64_t(row), p.m - 1 - m0) * p.ldx * 2);
+      x_dst[i] = row * 128 + ((xc ^ (row & 7)) << 4);
+    }
+    // Codes: decode unit b = u + PRODUCERS i is block b % 2 of column b / 2 (past N: column N-1). Each thread copies
+    // the blocks it decodes itself, so that waiting for its own copies is enough (no barrier among the producers),
+    // and consecutive lanes store distinct 16-byte pieces of the swizzled rows.
+    constexpr int kUnits = BN * 2;
+    const uint8_t* w_unit[S::DECODE_UNITS];
+#pragma unroll
+    for (int i = 0; i < S::DECODE_UNITS; ++i) {
+      const int b = min(u + S::PRODUCERS * i, kUnits - 1);
+      w_unit[i] = p.w + min(n0 + (b >> 1), p.n - 1) * p.ldw + (b & 1) * 16;
+    }
+    // Ring slots are tracked as running indices (no division per step): stage it's activations are in slot
+    // x_slot, its codes in code_slot.
+    auto issue_x = [&](int it, int slot_index) {
+      uint8_t* slot = smem + S::X_RING + slot_index * S::X_BYTES;
+      const int64_t k0 = int64_t(b_begin + 2 * it) * 32;
+      const bool x_ok = k0 + xc * 8 < k_lim;
+#pragma unroll
+      for (int i = 0; i < S::X_CHUNKS; ++i) {
+        if ((BT * 8) % S::PRODUCERS == 0 || u + S::PRODUCERS * i < BT * 8) {
+          cp_async16(slot + x_dst[i], x_ok ? x_tile + x_off[i] + 2 * k0 : p.x, x_ok ? 16 : 0);
+        }
+      }
+    };
+    auto issue_codes = [&](int it, int slot_index) {
+      uint8_t* slot = smem + S::CODE_RING + slot_index * S::CODE_BYTES;
+      const int64_t k0 = int64_t(b_begin + 2 * it) * 32;
+#pragma unroll
+      for (int i = 0; i < S::DECODE_UNITS; ++i) {
+        const int b = u + S::PRODUCERS * i;
+        if (kUnits % S::PRODUCERS == 0 || b < kUnits) {
+          const bool ok = k0 + (b & 1) * 32 < k_lim;
+          cp_async16(slot + b * 16, ok ? w_unit[i] + k0 / 2 : p.w, ok ? 16 : 0);
+        }
+      }
+    };
+    // Virtual step v issues the activations of stage v + X_SLOTS - 2 (into slot xs) and the codes of stage
+    // v + CODE_SLOTS - 1 (slot cs), as one cp.async group; steps -(CODE_SLOTS - 1) .. -1 are the prologue.
+    auto issue_step = [&](int v, int xs, int cs) {
+      const int xi = v + S::X_SLOTS - 2, ci = v + S::CODE_SLOTS - 1;
+      if (xi >= 0 && xi < n_it) issue_x(xi, xs);
+      if (ci >= 0 && ci < n_it) issue_codes(ci, cs);
+      cp_async_commit();
+    };
+    const uint8_t* s_col[S::DECODE_UNITS];
+#pragma unroll
+    for (int i = 0; i < S::DECODE_UNITS; ++i) {
+      const int b = min(u + S::PRODUCERS * i, kUnits - 1);
+      s_col[i] = p.w_scales + min(n0 + (b >> 1), p.n - 1) * p.ldw_scales + (b & 1);
+    }
+    // Scales two stages ahead, in three register sets used in turn (the loop is unrolled by three, so that no
+    // register copy waits for a load in flight); past K 127.
+    uint32_t sc0[S::DECODE_UNITS], sc1[S::DECODE_UNITS], sc2[S::DECODE_UNITS];
+    auto load_scales = [&](int it, uint32_t (&dst)[S::DECODE_UNITS]) {
+      const int b0 = b_begin + 2 * it;
+#pragma unroll
+      for (int i = 0; i < S::DECODE_UNITS; ++i) {
+        const int blk = b0 + ((u + S::PRODUCERS * i) & 1);
+        dst[i] = it < n_it && blk < b_end ? uint32_t(__ldg(s_col[i] + b0)) : 127u;
+      }
+    };
+    // Stage it: decode it with scales `cur`, hand it over, then (once stage it - 2's MMAs are done) issue virtual step
+    // it's copies; the scales of stage it + 2 go to `ahead`.
+    // `phase` = it % 3: the decoded slot and the barriers' turn.
+    int x_slot = 0, code_slot = 0;
+    auto step = [&](int it, auto phase, const uint32_t (&cur)[S::DECODE_UNITS], uint32_t (&ahead)[S::DECODE_UNITS]) {
+      constexpr int kPhase = decltype(phase)::value;
+      load_scales(it + 2, ahead);
+      cp_async_wait<S::LEAD - 1>();  // this thread's copies of stage it have landed
+      const uint8_t* codes = smem + S::CODE_RING + code_slot * S::CODE_BYTES;
+      uint8_t* a_tile = smem + S::A_RING + kPhase * S::A_BYTES;
+#pragma unroll
+      for (int i = 0; i < S::DECODE_UNITS; ++i) {
+        const int b = u + S::PRODUCERS * i, col = b >> 1, blk = b & 1;
+        if (kUnits % S::PRODUCERS != 0 && b >= kUnits) continue;
+        if (blk == 1 && half_last && it == n_it - 1) continue;  // the MMAs skip the stage's second half
+        const uint4 v = *reinterpret_cast<const uint4*>(codes + b * 16);
+        const uint32_t sv = cur[i];
+        const bool in_window = sv - 77u <= 61u;
+        bad |= !in_window && (((v.x | v.y | v.z | v.w) & 0x77777777u) != 0 || sv == 0xFFu);
+        const uint32_t f = ((in_window ? sv : 127u) + 126u - kBf16ScaleOffset) * 0x00800080u;
+        const uint32_t q[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {
+          uint32_t pr[4];
+          decode_e2m1x8_in_order(q[w], f, pr);
+          const uint4 o = make_uint4(pr[0], pr[1], pr[2], pr[3]);
+          const int chunk = blk * 4 + w;
+          *reinterpret_cast<uint4*>(a_tile + col * 128 + ((chunk ^ (col & 7)) << 4)) = o;
+        }
+      }
+      fence_proxy_async();
+      named_arrive(kFull + kPhase, S::THREADS);
+      // Stage it - 2's MMAs are done: its activation slot is refilled now and its decoded slot takes stage it + 1.
+      if (it >= 2) named_sync(kEmpty + (kPhase + 1) % 3, S::THREADS);
+      // Stage it + X_SLOTS - 2 goes where stage it - 2 was, the codes of stage it + CODE_SLOTS - 1 where stage it - 1's.
+      issue_step(it, x_slot >= 2 ? x_slot - 2 : x_slot + S::X_SLOTS - 2,
+                 code_slot >= 1 ? code_slot - 1 : S::CODE_SLOTS - 1);
+      x_slot = x_slot + 1 == S::X_SLOTS ? 0 : x_slot + 1;
+      code_slot = code_slot + 1 == S::CODE_SLOTS ? 0 : code_slot + 1;
+    };
+    for (int v = -(S::CODE_SLOTS - 1); v < 0; ++v) {
+      issue_step(v, (v + S::X_SLOTS - 2 + S::X_SLOTS) % S::X_SLOTS, v + S::CODE_SLOTS - 1);
+      if (STAGGER && v == -(S::CODE_SLOTS - 1)) cp_async_wait<0>();
+    }
+    load_scales(0, sc0);
+    load_scales(1, sc1);
+    for (int it = 0; it < n_it; it += 3) {
+      step(it, std::integral_constant<int, 0>{}, sc0, sc2);
+      if (it + 1 < n_it) step(it + 1, std::integral_constant<int, 1>{}, sc1, sc0);
+      if (it + 2 < n_it) step(it + 2, std::integral_constant<int, 2>{}, sc2, sc1);
+    }
+    cp_async_wait<0>();
+  } else {
+    // ---- consumer ----
+    setmaxnreg_inc<S::CONSUMER_REGS>();
+    for (int it = 0, x_slot = 0, phase = 0; it < n_it; ++it) {
+      named_sync(kFull + phase, S::THREADS);
+      const uint64_t desc_b = swizzled_tile_descriptor(smem + S::X_RING + x_slot * S::X_BYTES);
+      const uint64_t desc_a = swizzled_tile_descriptor(smem + S::A_RING + phase * S::A_BYTES);
+#pragma unroll
+      for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
+      wgmma_fence();
+      const int kk_n = half_last && it == n_it - 1 ? 2 : 4;
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+        for (int mb = 0; mb < MB; ++mb) {
+          if (kk < kk_n) wgmma_ss_m64n128(acc[mb], desc_a + mb * (8192 >> 4) + 2 * kk, desc_b + 2 * kk);
+        }
+      wgmma_commit();
+      wgmma_wait<1>();
+#pragma unroll
+      for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
+      // Stage it - 1's MMAs are done; the producers wait for that at their step it + 1, if there is one.
+      if (it >= 1 && it + 1 < n_it) named_arrive(kEmpty + (phase + 2) % 3, S::THREADS);
+      x_slot = x_slot + 1 == S::X_SLOTS ? 0 : x_slot + 1;
+      phase = phase == 2 ? 0 : phase + 1;
+    }
+    wgmma_wait<0>();
+#pragma unroll
+    for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
+    // Every stage's activations have landed and been read (the producers waited for their copies before handing
+    // each stage over, and no copy goes past the last stage), so the activation ring can take the partial sums (the
+    // exact path below overwrites them where a block needs it). This is inside the branch so that the accumulators
+    // need not live where the producers' register limit applies. D fragments: warp w, lane (g, t) holds columns
+    // 16 w + g (+ 8) of each 64, rows 8 j + 2 t (+ 1).
+    float* part = reinterpret_cast<float*>(smem + S::PART);
+    const int lane = tid & 31, g = lane >> 2, t = lane & 3, c0 = (tid >> 5) * 16 + g;
+    const float total_scale = float(1u << kBf16ScaleOffset);
+#pragma unroll
+    for (int mb = 0; mb < MB; ++mb)
+#pragma unroll
+      for (int j = 0; j < 16; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          part[(8 * j + 2 * t + (e & 1)) * S::PART_PITCH + 64 * mb + c0 + (e >= 2 ? 8 : 0)] =
+              acc[mb][4 * j + e] * total_scale;
+        }
+  }
+  bad = __syncthreads_or(bad) != 0;
+  __syncthreads();  // (racecheck does not take the reduction above as a barrier for the partial sums)
+
+  float* part = reinterpret_cast<float*>(smem + S::PART);
+  if (bad) {
+    // The exact path: per 32-value block, a float32 sum of exact products times the block's scale, added to the
+    // row's total in block order. A thread takes one column and half of the rows, decodes each block's codes once
+    // and keeps the totals in `part` (rows past M and columns past N are left as they are: never stored).
+    const int rows = int(min(int64_t(BT), p.m - m0));
+    for (int item = tid; item < 2 * BN; item += S::THREADS) {
+      const int c = item % BN, r_begin = item < BN ? 0 : BT / 2, r_end = min(r_begin + BT / 2, rows);
+      if (n0 + c >= p.n) continue;
+      const uint8_t* wr = p.w + (n0 + c) * p.ldw;
+      for (int b = b_begin; b < b_end; ++b) {
+        const uint4 q = __ldg(reinterpret_cast<const uint4*>(wr + 16 * b));
+        const uint32_t word[4] = {q.x, q.y, q.z, q.w};
+        float w[32];  // code k of the block (bits 4k.. of the little-endian block)
+#pragma unroll
+        for (int k = 0; k < 32; ++k) w[k] = e2m1_value((word[k >> 3] >> (4 * (k & 7))) & 0xFu);
+        const float scale = e8m0_value(p.w_scales[(n0 + c) * p.ldw_scales + b]);
+        for (int r = r_begin; r < r_end; ++r) {
+          const uint4* xr = reinterpret_cast<const uint4*>(x + (m0 + r) * p.ldx + 32 * b);
+          float sum = 0.f;
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const uint4 v = __ldg(xr + i);
+            const uint32_t xs[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              sum = fmaf(__uint_as_float(xs[e] << 16), w[8 * i + 2 * e], sum);
+              sum = fmaf(__uint_as_float(xs[e] & 0xFFFF0000u), w[8 * i + 2 * e + 1], sum);
+            }
+          }
+          float& total = part[r * S::PART_PITCH + c];
+          total = b == b_begin ? sum * scale : total + sum * scale;
+        }
+      }
+    }
+  }
+  __syncthreads();
+
+  // Sum the cluster's partial sums in rank order; block `rank` stores rows rank, rank + splits, ... A thread keeps
+  // one group of 4 columns and takes every kRowsPerRound-th of the block's rows, so that its column checks, bias and
+  // addresses are worked out once, a row's loads are contiguous (as distributed shared memory wants them) and its
+  // stores are 8 (bf16) or 16 bytes (float32). (Against two columns per thread and item, recomputed for each, this
+  // took an H200 from 46.1 to 45.1 us at M=384 and from 90.6 to 88.8 us at M=1024, tests/gpu/tune_cuda.cu.)
+  const int rank = splits > 1 ? int(blockIdx.z) : 0;
+  constexpr int kGroups = BN / 4, kRowsPerRound = S::THREADS / kGroups;
+  namespace cg = cooperative_groups;
+  const float* ranks[4] = {part, part, part, part};
+  if (splits > 1) {
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();
+#pragma unroll
+    for (int q = 0; q < 4; ++q) ranks[q] = cluster.map_shared_rank(part, q < splits ? q : 0);
+#ifdef PROBE_NO_EXCHANGE
+    for (int q = 0; q < 4; ++q) ranks[q] = part;
+#endif
+  }
+  const int rows = int(min(int64_t(BT), p.m - m0));
+  const int my_rows = rows > rank ? (rows - rank + splits - 1) / splits : 0;
+  if (tid < kRowsPerRound * kGroups) {
+    const int group = tid % kGroups, first = tid / kGroups;
+    const int64_t col = n0 + 4 * group;
+    float bias[4] = {0.f, 0.f, 0.f, 0.f};
+    if (p.bias) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) bias[e] = col + e < p.n ? p.bias[col + e] : 0.f;
+    }
+    const bool whole = col + 4 <= p.n && reinterpret_cast<uintptr_t>(p.out) % 16 == 0 && p.ldo % 4 == 0;
+#pragma unroll 2
+    for (int rr = first; rr < my_rows; rr += kRowsPerRound) {
+      const int r = rank + splits * rr, off = r * S::PART_PITCH + 4 * group;
+      float4 v = *reinterpret_cast<const float4*>(ranks[0] + off);
+#pragma unroll
+      for (int q = 1; q < 4; ++q) {
+        if (q < splits) {
+          const float4 o = *reinterpret_cast<const float4*>(ranks[q] + off);
+          v.x += o.x, v.y += o.y, v.z += o.z, v.w += o.w;
+        }
+      }
+      const float out4[4] = {v.x + bias[0], v.y + bias[1], v.z + bias[2], v.w + bias[3]};
+      store_out4<OutT>(p, (m0 + r) * p.ldo + col, out4, whole, int(min(int64_t(4), p.n - col)));
+    }
+  }
+  if (splits > 1) cg::this_cluster().sync();  // the others' partial sums stay in place until every block has read them
+#else
+  __trap();  // launched only where the sm_90a code was built (kHaveWgmma) and the device is compute capability 9.0
+#endif
+}
+
+}  // namespace
+}  // namespace mxkernels::core::cuda
