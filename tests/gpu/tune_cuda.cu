@@ -190,77 +190,6 @@ __global__ void mma_peak(float* out, int iters) {
   if (v == 1.2345f) out[0] = v;
 }
 
-template <int PF>
-cudaError_t prefetch_skinny(const W4A16Problem& p, cudaStream_t stream) {
-  return launch_skinny<__nv_bfloat16, __nv_bfloat16, 1, 8, 1, 3, true, PF>(p, stream, true);
-}
-
-// The packed layout of the PF & 8 experiment: codes [N/16][spans][16][64 bytes], scales [N/16][spans][16][4],
-// past K zero codes and scale 127.
-__global__ void pack_skinny(const uint8_t* q, const uint8_t* s, int64_t n, int64_t k, uint8_t* pq, uint8_t* ps) {
-  const int64_t spans = (k / 32 + 3) / 4, total = (n / 16) * spans * 16 * 64;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t j = i % 64, r = (i / 64) % 16, c = (i / 1024) % spans, b = i / (1024 * spans);
-    const int64_t col = 16 * b + r, byte = c * 64 + j;
-    pq[i] = byte < k / 2 ? q[col * (k / 2) + byte] : 0;
-    if (j < 4) {
-      const int64_t blk = 4 * c + j;
-      ps[((b * spans + c) * 16 + r) * 4 + j] = blk < k / 32 ? s[col * (k / 32) + blk] : 127;
-    }
-  }
-}
-
-// PF & 16: per 16 columns and span, 1024 bytes of codes then 64 of scales.
-__global__ void pack_joint(const uint8_t* pq, const uint8_t* ps, int64_t n, int64_t k, uint8_t* pj) {
-  const int64_t spans = (k / 32 + 3) / 4, total = (n / 16) * spans * 1088;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t chunk = i / 1088, j = i % 1088;
-    pj[i] = j < 1024 ? pq[chunk * 1024 + j] : ps[chunk * 64 + j - 1024];
-  }
-}
-
-// The CPU's prepacked blob (prepack_mxfp4_weight; docs/formats.md): codes only, the scales stay plain.
-__global__ void pack_cpu_blob(const uint8_t* q, int64_t n, int64_t k, uint8_t* blob) {
-  const int64_t total = n * (k / 2), nb = k / 32, pairs = k / 64;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t col = i / (k / 2), byte = i % (k / 2), b = byte / 16, e = byte % 16;
-    const int64_t j0 = col & ~int64_t(3), w = min(int64_t(4), n - j0), base = j0 * nb * 16;
-    const int64_t off = b < 2 * pairs ? base + (b / 2) * w * 32 + (col - j0) * 32 + (b & 1) * 16 : base + pairs * w * 32 + (col - j0) * 16;
-    blob[off + e] = q[i];
-  }
-}
-
-struct PackedCopy {
-  const uint8_t* plain;
-  const uint8_t* packed;
-};
-std::vector<PackedCopy> g_packed;
-std::vector<PackedCopy> g_joint;  // keyed by the plain scales
-std::vector<PackedCopy> g_blob;   // keyed by the plain codes
-const uint8_t* packed_of(const uint8_t* plain, int joint = 0) {
-  for (const PackedCopy& c : joint == 2 ? g_blob : joint ? g_joint : g_packed)
-    if (c.plain == plain) return c.packed;
-  std::fprintf(stderr, "no packed copy\n");
-  std::exit(1);
-}
-
-template <int PF, int KW, int U, int B, bool CHAIN, bool STAGE = true>
-cudaError_t packed_skinny(const W4A16Problem& p, cudaStream_t stream) {
-  W4A16Problem q = p;
-  if (PF & 64) {
-    q.w = packed_of(p.w, 2);
-  } else {
-    q.w = packed_of(p.w), q.w_scales = packed_of(p.w_scales);
-    if (PF & 16) q.w = packed_of(p.w_scales, 1);
-  }
-  return launch_skinny<__nv_bfloat16, __nv_bfloat16, 1, KW, U, B, CHAIN, PF>(q, stream, STAGE);
-}
-
-// Stands for the kernel that produces a GEMM's activations (TUNE_PRE=1 runs it before every timed call).
-__global__ void touch_rows(uint16_t* x, int64_t n) {
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) x[i] = uint16_t(x[i] ^ 0u);
-}
-
 struct Variant {
   std::string name;
   std::function<cudaError_t(const W4A16Problem&, cudaStream_t)> launch;
@@ -340,28 +269,6 @@ int main(int argc, char** argv) {
   fill_bytes<<<4096, 256, 0, st>>>(wq, wq_bytes * copies, 5, 0, 256);
   fill_bytes<<<4096, 256, 0, st>>>(ws, ws_bytes * copies, 6, 118, 12);
   fill_bytes<<<4096, 256, 0, st>>>(ws_odd, ws_bytes, 7, 60, 130);  // wide: many spans take the exact path
-  {
-    const int64_t spans = (K / 32 + 3) / 4, pq_bytes = (N / 16) * spans * 1024, ps_bytes = (N / 16) * spans * 64;
-    uint8_t *pq, *ps;
-    CHECK_CUDA(cudaMalloc(&pq, pq_bytes * (copies + 1)));
-    CHECK_CUDA(cudaMalloc(&ps, ps_bytes * (copies + 1)));
-    for (int c = 0; c <= copies; ++c) {
-      const uint8_t* sc = c < copies ? ws + c * ws_bytes : ws_odd;
-      pack_skinny<<<1024, 256, 0, st>>>(wq + (c % copies) * wq_bytes, sc, N, K, pq + c * pq_bytes, ps + c * ps_bytes);
-      if (c < copies) g_packed.push_back({wq + c * wq_bytes, pq + c * pq_bytes});
-      g_packed.push_back({sc, ps + c * ps_bytes});
-      uint8_t* pj;
-      CHECK_CUDA(cudaMalloc(&pj, pq_bytes + ps_bytes));
-      pack_joint<<<1024, 256, 0, st>>>(pq + (c % copies) * pq_bytes, ps + c * ps_bytes, N, K, pj);
-      g_joint.push_back({sc, pj});
-      if (c < copies) {
-        uint8_t* blob;
-        CHECK_CUDA(cudaMalloc(&blob, wq_bytes));
-        pack_cpu_blob<<<1024, 256, 0, st>>>(wq + c * wq_bytes, N, K, blob);
-        g_blob.push_back({wq + c * wq_bytes, blob});
-      }
-    }
-  }
   uint16_t* x;
   void* out;
   double *ref, *mag;
@@ -410,29 +317,6 @@ int main(int argc, char** argv) {
       {"library", launch_w4a16_typed<__nv_bfloat16, __nv_bfloat16>},
       {"skinny rt1 kw8 u2 b3 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 1, 8, 2, 3>},
       {"chain rt1 kw8 u1 b3", chain_skinny<1, 8, 1, 3, true>},
-      {"pf rt1 lines", prefetch_skinny<1>},
-      {"pf rt1 bulk", prefetch_skinny<2>},
-      {"pf rt1 pdl", prefetch_skinny<4>},
-      {"pf rt1 lines pdl", prefetch_skinny<5>},
-      {"pf rt1 bulk pdl", prefetch_skinny<6>},
-      {"packed rt1 chain", packed_skinny<8, 8, 1, 3, true>},
-      {"packed rt1 chain u2", packed_skinny<8, 8, 2, 3, true>},
-      {"packed rt1 chain kw4 b6", packed_skinny<8, 4, 1, 6, true>},
-      {"packed rt1 chain kw4 u2 b6", packed_skinny<8, 4, 2, 6, true>},
-      {"packed rt1 chain kw8 b4", packed_skinny<8, 8, 1, 4, true>},
-      {"packed rt1 chain kw16 b2", packed_skinny<8, 16, 1, 2, true>},
-      {"packed rt1 chain kw16 b1", packed_skinny<8, 16, 1, 1, true>},
-      {"packed rt1 chain gx", packed_skinny<8, 8, 1, 3, true, false>},
-      {"packed rt1 chain joint", packed_skinny<24, 8, 1, 3, true>},
-      {"packed rt1 chain joint gx", packed_skinny<24, 8, 1, 3, true, false>},
-      {"packed rt1 chain probe no staging", packed_skinny<40, 8, 1, 3, true>},
-      {"packed rt1 chain cpu blob", packed_skinny<64, 8, 1, 3, true>},
-      {"packed rt1 chain cpu blob gx", packed_skinny<64, 8, 1, 3, true, false>},
-      {"packed rt1 u3 all", packed_skinny<8, 8, 3, 3, false>},
-      {"packed rt1 u2", packed_skinny<8, 8, 2, 3, false>},
-      {"packed rt1 kw4 u3 all b6", packed_skinny<8, 4, 3, 6, false>},
-      {"packed rt1 kw16 u2 all b1", packed_skinny<8, 16, 2, 1, false>},
-      {"packed rt1 chain pdl", packed_skinny<12, 8, 1, 3, true>},
       {"chain rt1 kw8 u1 b3 gx", chain_skinny<1, 8, 1, 3, false>},
       {"skinny rt1 kw8 u3 b3", staged_skinny<1, 8, 3, 3>},
       {"skinny rt1 kw8 u2 b3", staged_skinny<1, 8, 2, 3>},
@@ -507,9 +391,7 @@ int main(int argc, char** argv) {
         const double e = std::fabs(bf16_to_float(h[i]) - href[i]) / bound;
         worst = std::isnan(e) ? INFINITY : std::max(worst, e);  // a NaN output where the reference is finite fails
       }
-      const bool pre = std::getenv("TUNE_PRE") != nullptr;
       const double t = time_graph([&](int i) {
-        if (pre) touch_rows<<<1, 256, 0, st>>>(x, m * K);
         W4A16Problem pi = p;
         pi.w = wq + (i % copies) * wq_bytes, pi.w_scales = ws + (i % copies) * ws_bytes;
         CHECK_CUDA(v.launch(pi, st));

@@ -119,75 +119,18 @@ __device__ __forceinline__ void scale_add(float acc[4], const float d[4], float 
 // (two rows, blocks t = 0..3) hit distinct banks; without it (rows too long) each warp reads them from global memory.
 __device__ __forceinline__ int skinny_x_chunk(int j) { return j ^ ((j >> 2) & 2); }
 
-template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool X_SMEM, bool CHAIN, int PF = 0>
+template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool X_SMEM, bool CHAIN>
 __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem p, int x_pitch, uint32_t zero) {
   __shared__ float partial[KW][RT * 4][32];
   extern __shared__ __align__(16) uint8_t x_rows[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int64_t n0 = int64_t(blockIdx.x) * 16;
   const int nb = int(p.k / 32), full = nb / 4, rem = nb % 4;
-  if constexpr (PF != 0) {
-    // Experiment: ask L2 for the block's codes and scales at once (PF & 1: line prefetches; PF & 2: bulk prefetches
-    // of the code rows), then (PF & 4) let the next kernel start and wait for the previous one.
-    const int code_bytes = int(p.k / 2), scale_bytes = int(p.k / 32);
-    if (PF & 2) {
-      if (threadIdx.x < 16) {
-        const uint8_t* row = p.w + min(n0 + threadIdx.x, p.n - 1) * p.ldw;
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(row), "r"(code_bytes) : "memory");
-      }
-    } else if (PF & 1) {
-      const int lines = code_bytes / 128 + 2;
-      for (int i = threadIdx.x; i < 16 * lines; i += KW * 32) {
-        const int r = i / lines, l = i - r * lines;
-        const uintptr_t start = reinterpret_cast<uintptr_t>(p.w + min(n0 + r, p.n - 1) * p.ldw);
-        const uintptr_t a = (start & ~uintptr_t(127)) + uintptr_t(l) * 128;
-        if (a < start + code_bytes) asm volatile("prefetch.global.L2 [%0];" ::"l"(a) : "memory");
-      }
-    }
-    const int slines = (PF & 3) ? scale_bytes / 128 + 2 : 0;
-    for (int i = threadIdx.x; i < 16 * slines; i += KW * 32) {
-      const int r = i / slines, l = i - r * slines;
-      const uintptr_t start = reinterpret_cast<uintptr_t>(p.w_scales + min(n0 + r, p.n - 1) * p.ldw_scales);
-      const uintptr_t a = (start & ~uintptr_t(127)) + uintptr_t(l) * 128;
-      if (a < start + scale_bytes) asm volatile("prefetch.global.L2 [%0];" ::"l"(a) : "memory");
-    }
-    if constexpr ((PF & 4) != 0) {
-      asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-      asm volatile("griddepcontrol.wait;" ::: "memory");
-    }
-  }
   const int64_t col0 = min(n0 + g, p.n - 1), col1 = min(n0 + g + 8, p.n - 1);
-  // Experiment (PF & 8): codes packed as [N/16][spans][16 columns][64 bytes], scales as [N/16][spans][16][4].
-  // (PF & 16: each span's 1024 bytes of codes followed by its 64 scales, one blob.)
-  constexpr bool kPacked = (PF & 8) != 0, kJoint = (PF & 16) != 0;
-  constexpr int kCodeStride = kJoint ? 1088 : kPacked ? 1024 : 64, kScaleStride = kJoint ? 1088 : kPacked ? 64 : 4;
-  const int64_t spans = full + (rem != 0);
-  const uint8_t* w0_init = kJoint    ? p.w + blockIdx.x * spans * 1088 + g * 64 + 16 * t
-                      : kPacked ? p.w + blockIdx.x * spans * 1024 + g * 64 + 16 * t
-                                : p.w + col0 * p.ldw + 16 * t;
-  const uint8_t* w1_init = kPacked || kJoint ? w0_init + 512 : p.w + col1 * p.ldw + 16 * t;
-  const uint8_t* w0 = w0_init;
-  const uint8_t* w1 = w1_init;
-  const uint8_t* s0 = kJoint    ? p.w + blockIdx.x * spans * 1088 + 1024 + g * 4 + t
-                      : kPacked ? p.w_scales + blockIdx.x * spans * 64 + g * 4 + t
-                                : p.w_scales + col0 * p.ldw_scales + t;
-  const uint8_t* s1 = kPacked || kJoint ? s0 + 32 : p.w_scales + col1 * p.ldw_scales + t;
-  // (PF & 64: the CPU's prepacked blob, prepack_mxfp4_weight: codes in groups of 4 columns, [K/64][w][32] per group;
-  // the scales p.w_scales plain [N][K/32].)
-  constexpr bool kCpuBlob = (PF & 64) != 0;
-  auto blob_code = [&](int64_t col, int64_t b) {
-    const int64_t j0 = col & ~int64_t(3), w = min(int64_t(4), p.n - j0), pairs = p.k / 64, base = j0 * (p.k / 32) * 16;
-    if (b < 2 * pairs) return p.w + base + (b / 2) * w * 32 + (col - j0) * 32 + (b & 1) * 16;
-    return p.w + base + pairs * w * 32 + (col - j0) * 16;
-  };
-  const int w_quad0 = int(min(int64_t(4), p.n - (col0 & ~int64_t(3)))), w_quad1 = int(min(int64_t(4), p.n - (col1 & ~int64_t(3))));
-  if constexpr (kCpuBlob) {
-    w0 = blob_code(col0, t);
-    w1 = blob_code(col1, t);
-  }
-  const int stride0 = kCpuBlob ? 64 * w_quad0 : kCodeStride, stride1 = kCpuBlob ? 64 * w_quad1 : kCodeStride;
-  const uint8_t* w0_rem = kCpuBlob ? blob_code(col0, 4 * full + t) : w0 + full * kCodeStride;
-  const uint8_t* w1_rem = kCpuBlob ? blob_code(col1, 4 * full + t) : w1 + full * kCodeStride;
+  const uint8_t* w0 = p.w + col0 * p.ldw + 16 * t;
+  const uint8_t* w1 = p.w + col1 * p.ldw + 16 * t;
+  const uint8_t* s0 = p.w_scales + col0 * p.ldw_scales + t;
+  const uint8_t* s1 = p.w_scales + col1 * p.ldw_scales + t;
   const T* xg = static_cast<const T*>(p.x);
   const uint8_t* x_row[RT];
 #pragma unroll
@@ -264,10 +207,10 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
   uint4 cw0[U], cw1[U];
   uint32_t cs0[U], cs1[U];
   auto load = [&](int u, int c, uint32_t off = 0) {
-    cw0[u] = __ldg(reinterpret_cast<const uint4*>(w0 + c * stride0 + off));
-    cw1[u] = __ldg(reinterpret_cast<const uint4*>(w1 + c * stride1 + off));
-    cs0[u] = __ldg(s0 + kScaleStride * c + off);
-    cs1[u] = __ldg(s1 + kScaleStride * c + off);
+    cw0[u] = __ldg(reinterpret_cast<const uint4*>(w0 + c * 64 + off));
+    cw1[u] = __ldg(reinterpret_cast<const uint4*>(w1 + c * 64 + off));
+    cs0[u] = __ldg(s0 + 4 * c + off);
+    cs1[u] = __ldg(s1 + 4 * c + off);
   };
 #pragma unroll
   for (int u = 0; u < U; ++u) {
@@ -277,12 +220,12 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
   uint4 ra = make_uint4(0, 0, 0, 0), rb = make_uint4(0, 0, 0, 0);
   uint32_t rsa = 127u, rsb = 127u;
   if (CHAIN && rem != 0 && warp == rem_warp && t < rem) {
-    ra = __ldg(reinterpret_cast<const uint4*>(w0_rem));
-    rb = __ldg(reinterpret_cast<const uint4*>(w1_rem));
-    rsa = __ldg(s0 + kScaleStride * full);
-    rsb = __ldg(s1 + kScaleStride * full);
+    ra = __ldg(reinterpret_cast<const uint4*>(w0 + full * 64));
+    rb = __ldg(reinterpret_cast<const uint4*>(w1 + full * 64));
+    rsa = __ldg(s0 + 4 * full);
+    rsb = __ldg(s1 + 4 * full);
   }
-  if constexpr (X_SMEM && (PF & 32) == 0) {
+  if constexpr (X_SMEM) {
     // Four chunks per thread in flight at a time: the rows' loads must not wait for each other.
     constexpr int kBatch = 4;
     const int chunks = (full + (rem != 0)) * 16, k_chunks = int(p.k / 8), total = int(p.m) * chunks;
@@ -332,10 +275,10 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
     uint4 a = make_uint4(0, 0, 0, 0), b = make_uint4(0, 0, 0, 0);
     uint32_t sa = 127u, sb = 127u;
     if (valid) {
-      a = __ldg(reinterpret_cast<const uint4*>(w0_rem));
-      b = __ldg(reinterpret_cast<const uint4*>(w1_rem));
-      sa = __ldg(s0 + kScaleStride * full);
-      sb = __ldg(s1 + kScaleStride * full);
+      a = __ldg(reinterpret_cast<const uint4*>(w0 + full * 64));
+      b = __ldg(reinterpret_cast<const uint4*>(w1 + full * 64));
+      sa = __ldg(s0 + 4 * full);
+      sb = __ldg(s1 + 4 * full);
     }
     run_span(full, valid, a, b, sa, sb);
   }
@@ -609,29 +552,11 @@ constexpr int kSkinnyMaxXBytes = 100 * 1024;
 inline int skinny_x_pitch(int64_t k) { return int((k + 127) / 128 * 256 + 16); }
 
 // stage_x: copy the activations to shared memory where they fit (see w4a16_skinny).
-template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool CHAIN = false, int PF = 0>
+template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool CHAIN = false>
 cudaError_t launch_skinny(const W4A16Problem& p, cudaStream_t stream, bool stage_x = true) {
   const int pitch = skinny_x_pitch(p.k);
   const int64_t x_bytes = p.m * int64_t(pitch);
   const unsigned grid = unsigned((p.n + 15) / 16);
-  if constexpr (PF != 0) {
-    const bool smem = stage_x && x_bytes <= kSkinnyMaxXBytes;
-    auto kernel = smem ? w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true, CHAIN, PF>
-                       : w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, false, CHAIN, PF>;
-    const cudaError_t err = prepare_kernel<&w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true, CHAIN, PF>>(KW * 32, kSkinnyMaxXBytes);
-    if (err != cudaSuccess) return err;
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(grid);
-    cfg.blockDim = dim3(unsigned(KW * 32));
-    cfg.dynamicSmemBytes = smem ? size_t(x_bytes) : 0;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = (PF & 4) ? 1 : 0;
-    return cudaLaunchKernelEx(&cfg, kernel, p, smem ? pitch : 0, 0u);
-  }
   if (!stage_x || x_bytes > kSkinnyMaxXBytes) {
     w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, false, CHAIN><<<grid, KW * 32, 0, stream>>>(p, 0, 0u);
     return cudaGetLastError();
