@@ -1,7 +1,8 @@
 """The CUDA kernels against their yardsticks, in one process, timed with CUDA events: a device-to-device copy (the
 memory ceiling), quantize_mxfp4 / quantize_fp8 of a bf16 [16384, 7168] tensor (and torchao's to_mx where it is
-installed), and mxfp4_gemm_w4a16 at N=5760, K=2880 against bf16 torch.matmul and against dequantize-then-matmul.
-Weights rotate over enough copies to overflow the L2, so that each call reads them from memory.
+installed), and mxfp4_gemm_w4a16 at N=5760, K=2880 (plain weights, and prepacked by prepack_mxfp4_weight_cuda)
+against bf16 torch.matmul and against dequantize-then-matmul. Weights rotate over enough copies to overflow the L2,
+so that each call reads them from memory.
 
     python bench/bench_cuda.py [--ms 1,7,16,128,1024] [--repeats 7]
 """
@@ -135,13 +136,15 @@ def main():
     copies = copies_for(w_bytes, l2)
     wq = [torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, device="cuda", generator=g) for _ in range(copies)]
     ws = [torch.randint(118, 130, (N, K // 32), dtype=torch.uint8, device="cuda", generator=g) for _ in range(copies)]
+    wp = [ops.prepack_mxfp4_weight_cuda(wq[i], ws[i]) for i in range(copies)] if N % 16 == 0 else None
     bf_copies = copies_for(N * K * 2, l2)
     wb = [ops.dequantize_mxfp4(wq[i % copies], ws[i % copies], torch.bfloat16) for i in range(bf_copies)]
     print(f"\nW4A16 N={N} K={K}: {w_bytes / 1e6:.2f} MB of MXFP4 weights ({copies} copies rotated), "
           f"bf16 weights {N * K * 2 / 1e6:.1f} MB ({bf_copies} copies)")
-    print("times per call from CUDA-graph replays (eager: plain calls, the host's launch cost included)")
+    print("times per call from CUDA-graph replays (eager: plain calls, the host's launch cost included); "
+          "packed: on prepack_mxfp4_weight_cuda's blobs")
     print(f"{'M':>6s}{'w4a16':>10s}{'weight TB/s':>13s}{'of copy':>9s}{'eager':>10s}{'bf16 matmul':>13s}{'speedup':>9s}"
-          f"{'deq+matmul':>12s}{'TFLOP/s':>9s}  kernel")
+          f"{'deq+matmul':>12s}{'TFLOP/s':>9s}{'packed':>10s}{'of copy':>9s}{'speedup':>9s}  kernel")
     for m in [int(v) for v in args.ms.split(",")]:
         xs = torch.randn(m, K, device="cuda", dtype=torch.bfloat16, generator=g)
         ours = lambda i: ops.mxfp4_gemm_w4a16(xs, wq[i % copies], ws[i % copies])
@@ -150,14 +153,18 @@ def main():
         t_bf16 = timed_graph(lambda i: torch.matmul(xs, wb[i % bf_copies].T), 4 * bf_copies, args.repeats)
         t_deq = timed_graph(lambda i: torch.matmul(xs, ops.dequantize_mxfp4(wq[i % copies], ws[i % copies],
                                                                              torch.bfloat16).T), 2 * copies, args.repeats)
+        packed = ""
+        if wp is not None:
+            t_packed = timed_graph(lambda i: ops.mxfp4_gemm_w4a16(xs, wp[i % copies], None), 4 * copies, args.repeats)
+            packed = f"{t_packed * 1e6:8.1f}us{w_bytes / t_packed / copy_rate * 100:8.1f}%{t_bf16 / t_packed:8.2f}x"
         name = mxkernels._C.cuda_w4a16_kernel_name(m, N, K) if hasattr(mxkernels._C, "cuda_w4a16_kernel_name") else ""
         print(f"{m:6d}{t_ours * 1e6:8.1f}us{w_bytes / t_ours / 1e12:13.2f}{w_bytes / t_ours / copy_rate * 100:8.1f}%"
               f"{t_eager * 1e6:8.1f}us{t_bf16 * 1e6:11.1f}us{t_bf16 / t_ours:8.2f}x{t_deq * 1e6:10.1f}us"
-              f"{2 * m * N * K / t_ours / 1e12:9.1f}  {name}")
+              f"{2 * m * N * K / t_ours / 1e12:9.1f}{packed}  {name}")
 
     # The matrix peak last: the chip draws so much power in it that it runs slower for a while after (the quantizer
     # rows measured 10-15% slower when this came first).
-    del wq, ws, wb
+    del wq, ws, wb, wp
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16, generator=g)
     b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16, generator=g)
     t_mm = timed(lambda i: a @ b, 10, args.repeats)

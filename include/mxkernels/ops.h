@@ -79,6 +79,15 @@ inline at::Tensor prepack_mxfp4_weight(const at::Tensor& w_q, const at::Tensor& 
   return handle.call(w_q, w_scales);
 }
 
+// The same weights as a uint8 blob [N/16, K/32, 272] in the layout the CUDA W4A16 kernels read fastest (N a multiple of
+// 16; docs/formats.md); pass it as w_q with w_scales std::nullopt to mxfp4_gemm_w4a16 on CUDA. Runs on CPU and CUDA
+// tensors.
+inline at::Tensor prepack_mxfp4_weight_cuda(const at::Tensor& w_q, const at::Tensor& w_scales) {
+  static const auto handle =
+      detail::op<at::Tensor(const at::Tensor&, const at::Tensor&)>("mxkernels::prepack_mxfp4_weight_cuda");
+  return handle.call(w_q, w_scales);
+}
+
 // Per-group FP8 (E4M3) quantization of x (float32 / bfloat16 / float16, last dim a positive multiple of
 // group_size with stride 1; group_size = K gives per-token scales). Returns q (float8_e4m3fn, x's shape) and
 // scales (float32, [..., K / group_size]); scale = max(amax, eps) / 448, a power of two above it with scale_ue8m0.

@@ -11,7 +11,8 @@ from . import _C, nn, reference  # noqa: E402
 from ._build_info import TORCH_VERSION as BUILT_WITH_TORCH, VERSION as __version__  # noqa: E402
 from .ops import (  # noqa: E402
     SCALE_MODES, dequantize_mxfp4, fp8_gemm, fp8_gemm_w8a16, quantize_fp8, quantize_fp8_per_tensor, quantize_mxfp4,
-    prepack_fp8_weight, mxfp4_gemm_w4a16, mxfp4_gemm, prepack_mxfp4_weight, fused_moe, topk_softmax,
+    prepack_fp8_weight, mxfp4_gemm_w4a16, mxfp4_gemm, prepack_mxfp4_weight, prepack_mxfp4_weight_cuda, fused_moe,
+    topk_softmax,
 )
 
 
@@ -46,6 +47,6 @@ def set_cpu_isa(name: str) -> None:
 
 __all__ = [
     "quantize_mxfp4", "dequantize_mxfp4", "SCALE_MODES", "quantize_fp8", "quantize_fp8_per_tensor", "fp8_gemm", "fp8_gemm_w8a16", "prepack_fp8_weight", "mxfp4_gemm_w4a16", "mxfp4_gemm",
-    "prepack_mxfp4_weight", "fused_moe", "topk_softmax", "nn", "reference", "build_info", "cpu_isa",
+    "prepack_mxfp4_weight", "prepack_mxfp4_weight_cuda", "fused_moe", "topk_softmax", "nn", "reference", "build_info", "cpu_isa",
     "supported_cpu_isas", "set_cpu_isa", "has_cuda_kernels", "BUILT_WITH_TORCH", "__version__",
 ]

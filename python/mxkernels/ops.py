@@ -135,7 +135,8 @@ def mxfp4_gemm_w4a16(
         x: float32, bfloat16 or float16 ``[..., K]``, K a positive multiple of 32 (leading dims kept).
         w_q: ``[N, K/2]`` float4_e2m1fn_x2 or uint8 (two E2M1 codes per byte, element 2i in the low nibble, as
             :func:`quantize_mxfp4` writes them), last dim contiguous; or the ``[N, K/32, 17]`` uint8 blob of
-            :func:`prepack_mxfp4_weight`.
+            :func:`prepack_mxfp4_weight` (CPU), or the ``[N/16, K/32, 272]`` one of
+            :func:`prepack_mxfp4_weight_cuda` (CUDA).
         w_scales: ``[N, K/32]`` float8_e8m0fnu or uint8, last dim contiguous; None with a prepacked w_q.
         bias: optional ``[N]`` (float32 / bfloat16 / float16).
 
@@ -144,8 +145,9 @@ def mxfp4_gemm_w4a16(
         multiplied by its scale and added to a float32 total (docs/formats.md).
 
     On CUDA (a build with ``MXKERNELS_CUDA=ON``) the tensor cores sum each block: bfloat16 / float16 x as it is,
-    float32 x split into three bfloat16 parts; w_q must be the plain ``[N, K/2]`` codes (a prepacked blob is a CPU
-    layout) and every tensor on the same device.
+    float32 x split into three bfloat16 parts; w_q is the plain ``[N, K/2]`` codes or, faster, the blob of
+    :func:`prepack_mxfp4_weight_cuda` (the CPU's prepacked blob is refused there, and the CUDA blob on the CPU), and
+    every tensor is on the same device.
     """
     return torch.ops.mxkernels.mxfp4_gemm_w4a16(x, w_q, w_scales, bias)
 
@@ -180,6 +182,23 @@ def prepack_mxfp4_weight(w_q: torch.Tensor, w_scales: torch.Tensor) -> torch.Ten
         w_q: ``[N, K/2]`` float4_e2m1fn_x2 or uint8; w_scales: ``[N, K/32]`` float8_e8m0fnu or uint8.
     """
     return torch.ops.mxkernels.prepack_mxfp4_weight(w_q, w_scales)
+
+
+def prepack_mxfp4_weight_cuda(w_q: torch.Tensor, w_scales: torch.Tensor) -> torch.Tensor:
+    """MXFP4 weights in the layout the CUDA W4A16 decode kernels read fastest: one contiguous uint8 blob
+    ``[N/16, K/32, 272]`` (N a multiple of 16). Per tile of 16 columns the codes go pair of blocks by pair of blocks
+    (16 rows of 32 bytes), then the scales likewise, so that a warp's 16 columns and 128 K values are 1 KB of codes in
+    a row (docs/formats.md). The byte count is that of the codes and scales. Pass it as ``w_q`` with
+    ``w_scales=None`` to :func:`mxfp4_gemm_w4a16` on CUDA; the results are bitwise those of the plain weights.
+    Runs on CPU tensors too (pack once, then move the blob to the GPU).
+
+    On an H100 (bench/RESULTS.md) it makes M = 1, 2 and 16 about 5-10% faster and M = 3 to 8 and M >= 128 2-13%
+    slower than plain weights: worth it where decode at one or two rows dominates.
+
+    Args:
+        w_q: ``[N, K/2]`` float4_e2m1fn_x2 or uint8; w_scales: ``[N, K/32]`` float8_e8m0fnu or uint8.
+    """
+    return torch.ops.mxkernels.prepack_mxfp4_weight_cuda(w_q, w_scales)
 
 
 def fused_moe(

@@ -241,6 +241,24 @@ def prepack_mxfp4_weight(w_q: torch.Tensor, w_scales: torch.Tensor) -> torch.Ten
     return torch.cat(parts).reshape(n, blocks, 17)
 
 
+def prepack_mxfp4_weight_cuda(w_q: torch.Tensor, w_scales: torch.Tensor) -> torch.Tensor:
+    """The reference of ``mxkernels.prepack_mxfp4_weight_cuda``: per tile of 16 columns, the codes pair of blocks by
+    pair (w = 2 blocks, 1 for an odd last one) as 16 rows of 16 w bytes, then the scales likewise as 16 rows of w
+    bytes."""
+    q = w_q.view(torch.uint8)
+    s = w_scales.view(torch.uint8)
+    n, half_k = q.shape
+    blocks, tiles = half_k // 16, n // 16
+    q = q.reshape(tiles, 16, blocks, 16)
+    s = s.reshape(tiles, 16, blocks)
+    codes, scales = [], []
+    for b0 in range(0, blocks, 2):
+        w = min(2, blocks - b0)
+        codes.append(q[:, :, b0:b0 + w].reshape(tiles, 16 * w * 16))
+        scales.append(s[:, :, b0:b0 + w].reshape(tiles, 16 * w))
+    return torch.cat(codes + scales, 1).reshape(tiles, blocks, 272)
+
+
 # --- Fused MoE ------------------------------------------------------------------------------------------
 
 def dequantize_fp8_blocks_float64(w: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:

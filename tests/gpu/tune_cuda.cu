@@ -193,7 +193,19 @@ __global__ void mma_peak(float* out, int iters) {
 struct Variant {
   std::string name;
   std::function<cudaError_t(const W4A16Problem&, cudaStream_t)> launch;
+  bool packed = false;  // on the weights of prepack_mxfp4_weight_cuda (mxfp4_cuda_layout.h)
 };
+
+// Codes [n][k/2] and scales [n][k/32] into the CUDA layout, one 16-byte block per thread.
+__global__ void pack_weights(const uint8_t* q, const uint8_t* s, int64_t n, int64_t k, uint8_t* out) {
+  const int64_t nb = k / 32;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n * nb; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t col = i / nb, blk = i % nb;
+    *reinterpret_cast<uint4*>(out + mxfp4_cuda_code_offset(col, blk, nb)) =
+        *reinterpret_cast<const uint4*>(q + col * (k / 2) + blk * 16);
+    out[mxfp4_cuda_scale_offset(col, blk, nb)] = s[col * nb + blk];
+  }
+}
 
 int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::string(argv[1]) == "quick";
@@ -269,6 +281,13 @@ int main(int argc, char** argv) {
   fill_bytes<<<4096, 256, 0, st>>>(wq, wq_bytes * copies, 5, 0, 256);
   fill_bytes<<<4096, 256, 0, st>>>(ws, ws_bytes * copies, 6, 118, 12);
   fill_bytes<<<4096, 256, 0, st>>>(ws_odd, ws_bytes, 7, 60, 130);  // wide: many spans take the exact path
+  // The same weights in the CUDA layout (N a multiple of 16).
+  const int64_t wp_bytes = wq_bytes + ws_bytes;
+  uint8_t *wp, *wp_odd;
+  CHECK_CUDA(cudaMalloc(&wp, wp_bytes * copies));
+  CHECK_CUDA(cudaMalloc(&wp_odd, wp_bytes));
+  for (int c = 0; c < copies; ++c) pack_weights<<<4096, 256, 0, st>>>(wq + c * wq_bytes, ws + c * ws_bytes, N, K, wp + c * wp_bytes);
+  pack_weights<<<4096, 256, 0, st>>>(wq, ws_odd, N, K, wp_odd);
   uint16_t* x;
   void* out;
   double *ref, *mag;
@@ -315,6 +334,7 @@ int main(int argc, char** argv) {
   }
   std::vector<Variant> skinny = {
       {"library", launch_w4a16_typed<__nv_bfloat16, __nv_bfloat16>},
+      {"library packed", launch_w4a16_typed<__nv_bfloat16, __nv_bfloat16>, true},
       {"skinny rt1 kw8 u2 b3 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 1, 8, 2, 3>},
       {"chain rt1 kw8 u1 b3", chain_skinny<1, 8, 1, 3, true>},
       {"chain rt1 kw8 u1 b3 gx", chain_skinny<1, 8, 1, 3, false>},
@@ -347,6 +367,7 @@ int main(int argc, char** argv) {
   };
   std::vector<Variant> wide_variants = {
       {"library", launch_w4a16_typed<B, B>},
+      {"library packed", launch_w4a16_typed<B, B>, true},
       {"wgmma 192 p3 s1", wg(WgmmaShape<3, 3, 7, 6>{}, 1)},
       {"wgmma 192 p3 s4", wg(WgmmaShape<3, 3, 7, 6>{}, 4)},
       {"wgmma 192 p2 s1", wg(WgmmaShape<3, 2, 7, 6>{}, 1)},
@@ -382,6 +403,7 @@ int main(int argc, char** argv) {
       p.m = m, p.n = N, p.k = K, p.x = x, p.ldx = K, p.x_type = FloatType::bf16, p.ldw = K / 2, p.ldw_scales = K / 32;
       p.out = out, p.ldo = N, p.out_type = FloatType::bf16;
       p.w = wq, p.w_scales = ws;
+      if (v.packed) p.w = wp, p.w_scales = nullptr, p.w_packed = true;
       CHECK_CUDA(v.launch(p, st));
       std::vector<uint16_t> h(m * N);
       CHECK_CUDA(cudaMemcpy(h.data(), out, m * N * 2, cudaMemcpyDeviceToHost));
@@ -393,11 +415,19 @@ int main(int argc, char** argv) {
       }
       const double t = time_graph([&](int i) {
         W4A16Problem pi = p;
-        pi.w = wq + (i % copies) * wq_bytes, pi.w_scales = ws + (i % copies) * ws_bytes;
+        if (v.packed) {
+          pi.w = wp + (i % copies) * wp_bytes;
+        } else {
+          pi.w = wq + (i % copies) * wq_bytes, pi.w_scales = ws + (i % copies) * ws_bytes;
+        }
         CHECK_CUDA(v.launch(pi, st));
       }, 4 * copies, st);
       // The exact path: scales over 130 binades.
-      p.w_scales = ws_odd;
+      if (v.packed) {
+        p.w = wp_odd;
+      } else {
+        p.w_scales = ws_odd;
+      }
       reference_gemm<<<unsigned((m * N + 127) / 128), 128, 0, st>>>(x, false, wq, ws_odd, m, N, K, ref, mag);
       std::vector<double> oref(m * N), omag(m * N);
       CHECK_CUDA(cudaMemcpy(oref.data(), ref, m * N * 8, cudaMemcpyDeviceToHost));

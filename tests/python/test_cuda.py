@@ -171,6 +171,10 @@ def test_w4a16_against_float64(m, n, dtype):
     out3 = ops.mxfp4_gemm_w4a16(x3, qg.view(torch.float4_e2m1fn_x2), sg.view(torch.float8_e8m0fnu))
     assert out3.shape == (2, m, n)
     check_w4a16(out3, x3, q, s, None)
+    # The kernels' own layout: the same bits.
+    packed = ops.prepack_mxfp4_weight_cuda(qg, sg)
+    assert torch.equal(ops.mxfp4_gemm_w4a16(x, packed, None, bias), out)
+    assert torch.equal(ops.mxfp4_gemm_w4a16(x3, packed, None), out3)
 
 
 @pytest.mark.parametrize("m", [1, 9, 33, 200])
@@ -291,6 +295,59 @@ def test_w4a16_wgmma_edges(x_dtype):
         assert mxkernels._C.cuda_w4a16_kernel_name(m, n, k).startswith("wgmma")
 
 
+# Spans: (48, 96) only a partial one of 3 blocks, (32, 1056) 8 whole and 1, (2880, 2880) 22 and 2, (64, 4096) 32 and
+# none, (160, 224) 1 and 3; rows over the skinny (staged, chained, 16-row), wide / wgmma and split kernels.
+@pytest.mark.parametrize("m", [1, 2, 3, 8, 9, 16, 17, 40, 128, 300])
+@pytest.mark.parametrize("n,k", [(48, 96), (32, 1056), (2880, 2880), (64, 4096), (160, 224)])
+def test_w4a16_packed_weights_same_bits(m, n, k):
+    if m * n * k > 2 ** 28:
+        pytest.skip("covered by the smaller shapes")
+    q, s = random_weight(n, k, m + n + k, scale_range=(118, 129))
+    s[n - 8:, 1::7] = 60  # spans that take the block-by-block path
+    qg, sg = q.cuda(), s.cuda()
+    packed = ops.prepack_mxfp4_weight_cuda(qg, sg)
+    assert torch.equal(packed.cpu(), ops.prepack_mxfp4_weight_cuda(q, s))  # tensor ops here, the scalar packer there
+    for i, dtype in enumerate((torch.bfloat16, torch.float16, torch.float32)):
+        x = torch.randn(m, k, generator=gen(m + i)).to(dtype).cuda()
+        bias = torch.randn(n, generator=gen(n)).cuda() if i != 1 else None
+        plain = ops.mxfp4_gemm_w4a16(x, qg, sg, bias)
+        assert torch.equal(bits(ops.mxfp4_gemm_w4a16(x, packed, None, bias)), bits(plain)), dtype
+        if i == 0:
+            check_w4a16(plain, x, q, s, bias)
+
+
+def test_w4a16_packed_wgmma_edges():
+    # test_w4a16_wgmma_edges's scales with packed weights (N = 2096, a multiple of 16 with a partial last tile of 192
+    # columns): the exact path reads the packed layout too.
+    m, n, k = 1000, 2096, 1056
+    q, s = random_weight(n, k, 21)
+    s[0:64, :] = 77
+    s[300, 5] = 76
+    s[700, 32] = 139
+    s[1100, 0] = 0
+    s[2090, 7] = 255
+    s[1500, 3] = 200
+    q[1500, 16 * 3 : 16 * 4] = 0x88
+    qg, sg = q.cuda(), s.cuda()
+    packed = ops.prepack_mxfp4_weight_cuda(qg, sg)
+    for x_dtype in (torch.bfloat16, torch.float16):
+        x = torch.randn(m, k, generator=gen(22)).to(x_dtype).cuda()
+        plain = ops.mxfp4_gemm_w4a16(x, qg, sg)
+        assert torch.isnan(plain[:, 2090]).all()
+        assert torch.equal(bits(ops.mxfp4_gemm_w4a16(x, packed, None)), bits(plain))
+
+
+def test_w4a16_packed_view_off_alignment():
+    # A blob that starts off a 16-byte boundary (a view into a larger buffer) is copied, not misread.
+    q, s = random_weight(64, 256, 30)
+    packed = ops.prepack_mxfp4_weight_cuda(q.cuda(), s.cuda())
+    buf = torch.empty(packed.numel() + 1, dtype=torch.uint8, device="cuda")
+    view = buf[1:].view(packed.shape)
+    view.copy_(packed)
+    x = torch.randn(3, 256, generator=gen(31)).to(torch.bfloat16).cuda()
+    assert torch.equal(ops.mxfp4_gemm_w4a16(x, view, None), ops.mxfp4_gemm_w4a16(x, packed, None))
+
+
 def test_w4a16_strided_inputs():
     n, k, m = 96, 256, 24
     q, s = random_weight(n, 2 * k, 8)
@@ -358,6 +415,11 @@ def test_opcheck(contiguous):
         opcheck(torch.ops.mxkernels.mxfp4_gemm_w4a16.default, (xm, wq, ws, None))
     opcheck(torch.ops.mxkernels.mxfp4_gemm_w4a16.default,
             (x.float(), wq.view(torch.float4_e2m1fn_x2), ws.view(torch.float8_e8m0fnu), torch.randn(wq.shape[0], device="cuda")))
+    if wq.shape[0] % 16 == 0:
+        opcheck(torch.ops.mxkernels.prepack_mxfp4_weight_cuda.default, (wq, ws))
+        packed = ops.prepack_mxfp4_weight_cuda(wq, ws)
+        for xm in (x[:1, :3], x):
+            opcheck(torch.ops.mxkernels.mxfp4_gemm_w4a16.default, (xm, packed, None, None))
     q_out = torch.empty(q.shape, dtype=torch.uint8, device="cuda")
     s_out = torch.empty(s.shape, dtype=torch.uint8, device="cuda")
     opcheck(torch.ops.mxkernels.quantize_mxfp4_out.default, (x, q_out, s_out, "rceil"))
@@ -367,12 +429,14 @@ def test_torch_compile_dynamic_no_recompile():
     torch._dynamo.reset()
     wq, ws = random_weight(96, 256, 17)
     wq, ws = wq.cuda(), ws.cuda()
+    packed = ops.prepack_mxfp4_weight_cuda(wq, ws)
 
     def f(x):
         q, s = mxkernels.quantize_mxfp4(x, "rceil")
         xq = mxkernels.dequantize_mxfp4(q, s, torch.bfloat16)
         f8, f8s = mxkernels.quantize_fp8(x, 128)
-        return mxkernels.mxfp4_gemm_w4a16(xq, wq, ws) * 2, f8.view(torch.uint8), f8s
+        return (mxkernels.mxfp4_gemm_w4a16(xq, wq, ws) * 2 + mxkernels.mxfp4_gemm_w4a16(xq, packed, None),
+                f8.view(torch.uint8), f8s)
 
     compiled = torch.compile(f, dynamic=True, fullgraph=True)
     from torch._dynamo.utils import counters
@@ -411,6 +475,17 @@ MIXED_DEVICE_CASES = [
                                   ops.prepack_mxfp4_weight(torch.zeros(8, 32, dtype=torch.uint8),
                                                            torch.zeros(8, 2, dtype=torch.uint8)).cuda(), None),
      "mxkernels.mxfp4_gemm_w4a16: w_q is a prepack_mxfp4_weight blob, a CPU layout"),
+    (lambda: ops.mxfp4_gemm_w4a16(torch.zeros(2, 64),
+                                  ops.prepack_mxfp4_weight_cuda(torch.zeros(16, 32, dtype=torch.uint8, device="cuda"),
+                                                                torch.zeros(16, 2, dtype=torch.uint8, device="cuda")).cpu(),
+                                  None),
+     "mxkernels.mxfp4_gemm_w4a16: w_q is a prepack_mxfp4_weight_cuda blob [N/16, K/32, 272], the CUDA kernels' layout"),
+    (lambda: ops.prepack_mxfp4_weight_cuda(torch.zeros(16, 32, dtype=torch.uint8, device="cuda"),
+                                           torch.zeros(16, 2, dtype=torch.uint8)),
+     "mxkernels.prepack_mxfp4_weight_cuda: all tensors must be on one device, got w_q on cuda:0 and w_scales on cpu"),
+    (lambda: ops.prepack_mxfp4_weight_cuda(torch.zeros(40, 32, dtype=torch.uint8, device="cuda"),
+                                           torch.zeros(40, 2, dtype=torch.uint8, device="cuda")),
+     "mxkernels.prepack_mxfp4_weight_cuda: N = w_q.size(0) must be a multiple of 16"),
 ]
 
 

@@ -151,10 +151,10 @@ ERRORS = [
     (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 32), U8, d), _e((7, 2), U8, d), None),
      "mxkernels.mxfp4_gemm_w4a16: w_scales must have shape [8, 2], got [7, 2]"),
     (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((2, 8, 32), U8, d), _e((8, 2), U8, d), None),
-     "mxkernels.mxfp4_gemm_w4a16: a 3-D w_q must be prepacked [N, K/32, 17], got shape [2, 8, 32]"),
+     "mxkernels.mxfp4_gemm_w4a16: a 3-D w_q must be prepacked [N, K/32, 17] or [N/16, K/32, 272], got shape [2, 8, 32]"),
     (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((1, 8, 2, 32), U8, d), _e((8, 2), U8, d), None),
-     "mxkernels.mxfp4_gemm_w4a16: w_q must be 2-D [N, K/2] (codes) or 3-D [N, K/32, 17] (from prepack_mxfp4_weight), "
-     "got shape [1, 8, 2, 32]"),
+     "mxkernels.mxfp4_gemm_w4a16: w_q must be 2-D [N, K/2] (codes) or 3-D [N, K/32, 17] (from prepack_mxfp4_weight) "
+     "or [N/16, K/32, 272] (from prepack_mxfp4_weight_cuda), got shape [1, 8, 2, 32]"),
     # Prepacked weights.
     (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 4, 17), U8, d), None, None),
      "mxkernels.mxfp4_gemm_w4a16: prepacked w_q of shape [8, 4, 17] holds K = 128, but the activations have K = 64"),
@@ -177,6 +177,21 @@ ERRORS = [
      "mxkernels.prepack_mxfp4_weight: w_q must be float4_e2m1fn_x2 or uint8 (two E2M1 codes per byte), got Char"),
     (lambda d: ops.prepack_mxfp4_weight(_e((2, 8, 32), U8, d), _e((8, 2), U8, d)),
      "mxkernels.prepack_mxfp4_weight: w_q must be 2-D [N, K/2], got shape [2, 8, 32]"),
+    # The CUDA kernels' layout (refused by the CPU kernels, not by the shapes: see test_cuda_layout_refused_on_cpu).
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((2, 4, 272), U8, d), None, None),
+     "mxkernels.mxfp4_gemm_w4a16: prepacked w_q of shape [2, 4, 272] holds K = 128, but the activations have K = 64"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((2, 2, 272), U8, d), _e((32, 2), U8, d), None),
+     "mxkernels.mxfp4_gemm_w4a16: w_scales must be None with a prepacked w_q (its scales are inside), got a tensor of "
+     "shape [32, 2]"),
+    (lambda d: ops.prepack_mxfp4_weight_cuda(_e((40, 32), U8, d), _e((40, 2), U8, d)),
+     "mxkernels.prepack_mxfp4_weight_cuda: N = w_q.size(0) must be a multiple of 16 (the layout's tiles of 16 columns), "
+     "got 40"),
+    (lambda d: ops.prepack_mxfp4_weight_cuda(_e((16, 24), U8, d), _e((16, 1), U8, d)),
+     "mxkernels.prepack_mxfp4_weight_cuda: 2 * w_q.size(1) (K) must be a positive multiple of 32, got 48"),
+    (lambda d: ops.prepack_mxfp4_weight_cuda(_e((16, 32), U8, d), _e((16, 2), d=d)),
+     "mxkernels.prepack_mxfp4_weight_cuda: w_scales must be float8_e8m0fnu or uint8 (E8M0 scales), got Float"),
+    (lambda d: ops.prepack_mxfp4_weight_cuda(_e((16, 32), U8, d), _e((16, 3), U8, d)),
+     "mxkernels.prepack_mxfp4_weight_cuda: w_scales must have shape [16, 2], got [16, 3]"),
     # W4A4.
     (lambda d: ops.mxfp4_gemm(_e((4, 50), U8, d), _e((4, 3), U8, d), _e((8, 50), U8, d), _e((8, 3), U8, d)),
      "mxkernels.mxfp4_gemm: 2 * a_q.size(-1) (K) must be a positive multiple of 32, got 100"),
@@ -325,4 +340,76 @@ def test_torch_compile_w4a4_and_prepacked_no_recompile():
     for m in (3, 64, 257):
         x = torch.randn(m, 128, dtype=torch.bfloat16)
         assert torch.equal(compiled(x), layer(x))
+    assert counters["stats"]["unique_graphs"] == 1
+
+
+# --- The CUDA kernels' layout (prepack_mxfp4_weight_cuda), on the CPU ------------------------------------------
+
+
+@pytest.mark.parametrize("n", [16, 48, 5760])
+@pytest.mark.parametrize("k", [32, 64, 96, 128, 160, 2880])  # spans: a partial one alone, whole ones, both
+def test_prepack_cuda_layout(n, k):
+    w_q, w_s = weights(n, k, 3 * n + k)
+    packed = mxkernels.prepack_mxfp4_weight_cuda(w_q, w_s)
+    assert packed.dtype == torch.uint8 and packed.shape == (n // 16, k // 32, 272) and packed.is_contiguous()
+    assert torch.equal(packed, reference.prepack_mxfp4_weight_cuda(w_q, w_s))
+    # No padding: exactly the bytes of the codes and the scales.
+    assert packed.numel() == n * k // 2 + n * k // 32
+    strided_q = torch.zeros(n, k, dtype=torch.uint8)[:, ::2]
+    strided_q.copy_(w_q.view(torch.uint8))
+    strided_s = torch.zeros(n, k // 16, dtype=torch.uint8)[:, ::2]
+    strided_s.copy_(w_s.view(torch.uint8))
+    assert torch.equal(mxkernels.prepack_mxfp4_weight_cuda(strided_q, strided_s), packed)
+
+
+@pytest.mark.parametrize("k", [224, 256])  # 7 blocks (an odd last one alone) and 8
+def test_prepack_cuda_layout_addresses(k):
+    # The layout as docs/formats.md writes it, byte by byte: in the tile of column c (272 K/32 bytes), block b's codes
+    # in pair b // 2 (512 bytes each), row c % 16 of w blocks (2, or 1 for an odd last block); the scales after all
+    # the codes, 32 bytes a pair.
+    n = 32
+    w_q, w_s = weights(n, k, 9, typed=False)
+    packed = mxkernels.prepack_mxfp4_weight_cuda(w_q, w_s).reshape(-1)
+    nb = k // 32
+    for c in (0, 5, 15, 16, 31):
+        for b in range(nb):
+            tile, w = c // 16 * nb * 272, (2 if b // 2 * 2 + 1 < nb else 1)
+            code = tile + b // 2 * 512 + (c % 16) * w * 16 + (b % 2) * 16
+            assert torch.equal(packed[code:code + 16], w_q[c, 16 * b:16 * b + 16])
+            assert packed[tile + nb * 256 + b // 2 * 32 + (c % 16) * w + b % 2] == w_s[c, b]
+
+
+def test_cuda_layout_refused_on_cpu():
+    w_q, w_s = weights(32, 64, 4)
+    packed = mxkernels.prepack_mxfp4_weight_cuda(w_q, w_s)
+    for call in (lambda: mxkernels.mxfp4_gemm_w4a16(torch.randn(2, 64), packed, None),
+                 lambda: mxkernels.mxfp4_gemm(*mxkernels.quantize_mxfp4(torch.randn(2, 64)), packed, None)):
+        with pytest.raises(RuntimeError, match="w_q is a prepack_mxfp4_weight_cuda blob .*, the CUDA kernels' layout"):
+            call()
+    # The shapes are valid: the Meta kernel gives N = 16 * packed.size(0).
+    out = ops.mxfp4_gemm_w4a16(torch.empty(3, 5, 64, device="meta"), packed.to("meta"), None)
+    assert out.shape == (3, 5, 32)
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_opcheck_prepack_cuda(contiguous):
+    w_q, w_s = weights(48, 224, 10)
+    if not contiguous:
+        w_q = w_q.view(U8).t().contiguous().t()
+        w_s = w_s.view(U8).t().contiguous().t()
+    opcheck(ops.prepack_mxfp4_weight_cuda.default, (w_q, w_s))
+
+
+def test_torch_compile_prepack_cuda_no_recompile():
+    torch._dynamo.reset()
+    from torch._dynamo.utils import counters
+
+    def f(w_q, w_s):
+        return mxkernels.prepack_mxfp4_weight_cuda(w_q, w_s)
+
+    compiled = torch.compile(f, dynamic=True, fullgraph=True)
+    counters.clear()
+    for n, k in ((32, 128), (48, 224), (80, 2880)):
+        w_q, w_s = weights(n, k, n + k, typed=False)
+        assert torch.equal(compiled(w_q, w_s), f(w_q, w_s))
     assert counters["stats"]["unique_graphs"] == 1

@@ -19,6 +19,7 @@
 
 #include "cuda/cuda_kernels.h"
 #include "cuda/device_common.cuh"
+#include "mxfp4_cuda_layout.h"
 
 namespace mxkernels::core::cuda {
 namespace {
@@ -98,6 +99,41 @@ __device__ __forceinline__ void scale_add(float acc[4], const float d[4], float 
   acc[3] = fmaf(d[3], g1, acc[3]);
 }
 
+// Where lane t finds block t of a column in each span of 4 blocks: its 16 code bytes at code + c * kCode and its scale
+// at scale + c * kScale in whole spans c, elsewhere in the partial last span (last_span_block). Plain rows, or the
+// packed layout (PACKED, mxfp4_cuda_layout.h), in which a warp's 16 columns of one span are 1024 contiguous code bytes
+// and 64 contiguous scale bytes. The layout is a template parameter of the kernels: a run-time one took registers
+// that the skinny kernel then spilled, and instructions that slowed the wgmma kernel's producers.
+struct SpanBlock {
+  const uint8_t* code;
+  const uint8_t* scale;
+};
+
+template <bool PACKED>
+struct SpanSteps {
+  static constexpr int kCode = PACKED ? int(2 * kMxfp4CudaPairCodeBytes) : 64;
+  static constexpr int kScale = PACKED ? int(2 * kMxfp4CudaPairScaleBytes) : 4;
+};
+
+template <bool PACKED>
+__device__ __forceinline__ SpanBlock first_span_block(const W4A16Problem& p, int64_t col, int t, int nb) {
+  if constexpr (PACKED) {
+    const uint8_t* tile = p.w + (col >> 4) * (int64_t(nb) * kMxfp4CudaTileBlockBytes);
+    const int row = int(col & 15);
+    return {tile + (t >> 1) * int(kMxfp4CudaPairCodeBytes) + row * 32 + (t & 1) * 16,
+            tile + nb * 256 + (t >> 1) * int(kMxfp4CudaPairScaleBytes) + row * 2 + (t & 1)};
+  }
+  return {p.w + col * p.ldw + 16 * t, p.w_scales + col * p.ldw_scales + t};
+}
+
+// Block t of the partial span (nb % 4 blocks; t below that).
+template <bool PACKED>
+__device__ __forceinline__ SpanBlock last_span_block(const W4A16Problem& p, int64_t col, int t, int nb) {
+  const int blk = nb / 4 * 4 + t;
+  if constexpr (PACKED) return {p.w + mxfp4_cuda_code_offset(col, blk, nb), p.w + mxfp4_cuda_scale_offset(col, blk, nb)};
+  return {p.w + col * p.ldw + 16 * blk, p.w_scales + col * p.ldw_scales + blk};
+}
+
 // ---- skinny: M <= 16 -------------------------------------------------------------------------------------------
 // Weights are the MMA's A operand (16 output columns per warp), the activations its B operand (8 rows per MMA,
 // RT of them). A warp works through spans of 128 values (4 blocks): lane t of a quad loads the whole 16-byte block
@@ -119,7 +155,7 @@ __device__ __forceinline__ void scale_add(float acc[4], const float d[4], float 
 // (two rows, blocks t = 0..3) hit distinct banks; without it (rows too long) each warp reads them from global memory.
 __device__ __forceinline__ int skinny_x_chunk(int j) { return j ^ ((j >> 2) & 2); }
 
-template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool X_SMEM, bool CHAIN>
+template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool X_SMEM, bool CHAIN, bool PACKED>
 __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem p, int x_pitch, uint32_t zero) {
   __shared__ float partial[KW][RT * 4][32];
   extern __shared__ __align__(16) uint8_t x_rows[];
@@ -127,10 +163,15 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
   const int64_t n0 = int64_t(blockIdx.x) * 16;
   const int nb = int(p.k / 32), full = nb / 4, rem = nb % 4;
   const int64_t col0 = min(n0 + g, p.n - 1), col1 = min(n0 + g + 8, p.n - 1);
-  const uint8_t* w0 = p.w + col0 * p.ldw + 16 * t;
-  const uint8_t* w1 = p.w + col1 * p.ldw + 16 * t;
-  const uint8_t* s0 = p.w_scales + col0 * p.ldw_scales + t;
-  const uint8_t* s1 = p.w_scales + col1 * p.ldw_scales + t;
+  // Packed, the block's columns are one whole tile (N a multiple of 16), and column g + 8 is 8 rows further than
+  // column g: no pointers of its own.
+  const SpanBlock b0 = first_span_block<PACKED>(p, PACKED ? n0 + g : col0, t, nb);
+  const SpanBlock b1 = first_span_block<PACKED>(p, col1, t, nb);
+  const uint8_t *w0 = b0.code, *s0 = b0.scale;
+  const uint8_t* w1 = PACKED ? w0 + 8 * 32 : b1.code;
+  const uint8_t* s1 = PACKED ? s0 + 8 * 2 : b1.scale;
+  constexpr int code_step = SpanSteps<PACKED>::kCode, scale_step = SpanSteps<PACKED>::kScale;
+  static_assert(!PACKED || code_step == 16 * scale_step, "one offset for codes and scales");
   const T* xg = static_cast<const T*>(p.x);
   const uint8_t* x_row[RT];
 #pragma unroll
@@ -207,10 +248,28 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
   uint4 cw0[U], cw1[U];
   uint32_t cs0[U], cs1[U];
   auto load = [&](int u, int c, uint32_t off = 0) {
-    cw0[u] = __ldg(reinterpret_cast<const uint4*>(w0 + c * 64 + off));
-    cw1[u] = __ldg(reinterpret_cast<const uint4*>(w1 + c * 64 + off));
-    cs0[u] = __ldg(s0 + 4 * c + off);
-    cs1[u] = __ldg(s1 + 4 * c + off);
+    // Packed, the scales' step is the codes' over 16: one offset for both (fewer registers).
+    const int code_off = c * code_step;
+    const int scale_off = PACKED ? code_off >> 4 : c * scale_step;
+    cw0[u] = __ldg(reinterpret_cast<const uint4*>(w0 + code_off + off));
+    cw1[u] = __ldg(reinterpret_cast<const uint4*>(w1 + code_off + off));
+    cs0[u] = __ldg(s0 + scale_off + off);
+    cs1[u] = __ldg(s1 + scale_off + off);
+  };
+  // The partial span's block t of both columns (t < rem). Packed, it is where a whole span's would be unless it is
+  // the odd last block, which is alone in its pair: rows of 16 code bytes and of 1 scale byte.
+  auto load_last = [&](uint4& a, uint4& b, uint32_t& sa, uint32_t& sb) {
+    SpanBlock l0 = {w0 + full * code_step, s0 + full * scale_step}, l1 = {w1 + full * code_step, s1 + full * scale_step};
+    if constexpr (PACKED) {
+      if (4 * full + t == nb - 1 && nb % 2 == 1) {  // then t is even: rows g and g + 8 at 16 g and 16 g + 128
+        l0 = {l0.code - g * 16, l0.scale - g};
+        l1 = {l0.code + 128, l0.scale + 8};
+      }
+    }
+    a = __ldg(reinterpret_cast<const uint4*>(l0.code));
+    b = __ldg(reinterpret_cast<const uint4*>(l1.code));
+    sa = __ldg(l0.scale);
+    sb = __ldg(l1.scale);
   };
 #pragma unroll
   for (int u = 0; u < U; ++u) {
@@ -219,12 +278,7 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
   const int rem_warp = full % KW;
   uint4 ra = make_uint4(0, 0, 0, 0), rb = make_uint4(0, 0, 0, 0);
   uint32_t rsa = 127u, rsb = 127u;
-  if (CHAIN && rem != 0 && warp == rem_warp && t < rem) {
-    ra = __ldg(reinterpret_cast<const uint4*>(w0 + full * 64));
-    rb = __ldg(reinterpret_cast<const uint4*>(w1 + full * 64));
-    rsa = __ldg(s0 + 4 * full);
-    rsb = __ldg(s1 + 4 * full);
-  }
+  if (CHAIN && rem != 0 && warp == rem_warp && t < rem) load_last(ra, rb, rsa, rsb);
   if constexpr (X_SMEM) {
     // Four chunks per thread in flight at a time: the rows' loads must not wait for each other.
     constexpr int kBatch = 4;
@@ -274,12 +328,7 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
     const bool valid = t < rem;
     uint4 a = make_uint4(0, 0, 0, 0), b = make_uint4(0, 0, 0, 0);
     uint32_t sa = 127u, sb = 127u;
-    if (valid) {
-      a = __ldg(reinterpret_cast<const uint4*>(w0 + full * 64));
-      b = __ldg(reinterpret_cast<const uint4*>(w1 + full * 64));
-      sa = __ldg(s0 + 4 * full);
-      sb = __ldg(s1 + 4 * full);
-    }
+    if (valid) load_last(a, b, sa, sb);
     run_span(full, valid, a, b, sa, sb);
   }
 
@@ -333,7 +382,7 @@ struct WideShape {
 
 __device__ __forceinline__ int wide_x_chunk(int j, int row) { return j ^ ((j >> 2) & 2) ^ (row & 1); }
 
-template <typename T, typename OutT, typename S>
+template <typename T, typename OutT, typename S, bool PACKED>
 __global__ void __launch_bounds__(S::THREADS) w4a16_wide(W4A16Problem p, int splits) {
   extern __shared__ __align__(16) uint8_t smem[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -343,10 +392,9 @@ __global__ void __launch_bounds__(S::THREADS) w4a16_wide(W4A16Problem p, int spl
   const int c_begin = int(int64_t(spans) * blockIdx.z / splits);
   const int c_end = int(int64_t(spans) * (blockIdx.z + 1) / splits);
   const int64_t col0 = min(n0 + g, p.n - 1), col1 = min(n0 + g + 8, p.n - 1);
-  const uint8_t* w0 = p.w + col0 * p.ldw + 16 * t;
-  const uint8_t* w1 = p.w + col1 * p.ldw + 16 * t;
-  const uint8_t* s0 = p.w_scales + col0 * p.ldw_scales + t;
-  const uint8_t* s1 = p.w_scales + col1 * p.ldw_scales + t;
+  const SpanBlock b0 = first_span_block<PACKED>(p, col0, t, nb), b1 = first_span_block<PACKED>(p, col1, t, nb);
+  const int full = nb / 4;
+  constexpr int code_step = SpanSteps<PACKED>::kCode, scale_step = SpanSteps<PACKED>::kScale;
   const int64_t rows_left = p.m - m0;
   const T* x = static_cast<const T*>(p.x);
   // Byte offset of chunk i of lane t's block for row g of a stage (row 8 tile + g is 2048 tile bytes further).
@@ -374,11 +422,20 @@ __global__ void __launch_bounds__(S::THREADS) w4a16_wide(W4A16Problem p, int spl
     }
   };
   auto load_w = [&](int c, uint4& a, uint4& b, uint32_t& sa, uint32_t& sb) {
-    const bool valid = 4 * c + t < nb;
-    a = valid ? __ldg(reinterpret_cast<const uint4*>(w0 + c * 64)) : make_uint4(0, 0, 0, 0);
-    b = valid ? __ldg(reinterpret_cast<const uint4*>(w1 + c * 64)) : make_uint4(0, 0, 0, 0);
-    sa = valid ? __ldg(s0 + 4 * c) : 127u;
-    sb = valid ? __ldg(s1 + 4 * c) : 127u;
+    a = b = make_uint4(0, 0, 0, 0);
+    sa = sb = 127u;
+    if (c < full) {
+      a = __ldg(reinterpret_cast<const uint4*>(b0.code + c * code_step));
+      b = __ldg(reinterpret_cast<const uint4*>(b1.code + c * code_step));
+      sa = __ldg(b0.scale + c * scale_step);
+      sb = __ldg(b1.scale + c * scale_step);
+    } else if (4 * c + t < nb) {
+      const SpanBlock l0 = last_span_block<PACKED>(p, col0, t, nb), l1 = last_span_block<PACKED>(p, col1, t, nb);
+      a = __ldg(reinterpret_cast<const uint4*>(l0.code));
+      b = __ldg(reinterpret_cast<const uint4*>(l1.code));
+      sa = __ldg(l0.scale);
+      sb = __ldg(l1.scale);
+    }
   };
   float acc[S::TM][4];
 #pragma unroll
@@ -552,20 +609,27 @@ constexpr int kSkinnyMaxXBytes = 100 * 1024;
 inline int skinny_x_pitch(int64_t k) { return int((k + 127) / 128 * 256 + 16); }
 
 // stage_x: copy the activations to shared memory where they fit (see w4a16_skinny).
-template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool CHAIN = false>
-cudaError_t launch_skinny(const W4A16Problem& p, cudaStream_t stream, bool stage_x = true) {
+template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool CHAIN, bool PACKED>
+cudaError_t launch_skinny_layout(const W4A16Problem& p, cudaStream_t stream, bool stage_x) {
   const int pitch = skinny_x_pitch(p.k);
   const int64_t x_bytes = p.m * int64_t(pitch);
   const unsigned grid = unsigned((p.n + 15) / 16);
   if (!stage_x || x_bytes > kSkinnyMaxXBytes) {
-    w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, false, CHAIN><<<grid, KW * 32, 0, stream>>>(p, 0, 0u);
+    w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, false, CHAIN, PACKED><<<grid, KW * 32, 0, stream>>>(p, 0, 0u);
     return cudaGetLastError();
   }
   const cudaError_t err =
-      prepare_kernel<&w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true, CHAIN>>(KW * 32, kSkinnyMaxXBytes);
+      prepare_kernel<&w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true, CHAIN, PACKED>>(KW * 32, kSkinnyMaxXBytes);
   if (err != cudaSuccess) return err;
-  w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true, CHAIN><<<grid, KW * 32, size_t(x_bytes), stream>>>(p, pitch, 0u);
+  w4a16_skinny<T, OutT, RT, KW, U, MIN_BLOCKS, true, CHAIN, PACKED>
+      <<<grid, KW * 32, size_t(x_bytes), stream>>>(p, pitch, 0u);
   return cudaGetLastError();
+}
+
+template <typename T, typename OutT, int RT, int KW, int U, int MIN_BLOCKS, bool CHAIN = false>
+cudaError_t launch_skinny(const W4A16Problem& p, cudaStream_t stream, bool stage_x = true) {
+  if (p.w_packed) return launch_skinny_layout<T, OutT, RT, KW, U, MIN_BLOCKS, CHAIN, true>(p, stream, stage_x);
+  return launch_skinny_layout<T, OutT, RT, KW, U, MIN_BLOCKS, CHAIN, false>(p, stream, stage_x);
 }
 
 // The shape of the wide kernel: 64 rows x 64 columns per block (the fastest on an H200 at N=5760, K=2880 for M
@@ -606,17 +670,25 @@ cudaError_t launch_tiles(Kernel kernel, const W4A16Problem& p, int bn, int bm, i
   return cudaLaunchKernelEx(&cfg, kernel, p, splits);
 }
 
+template <typename T, typename OutT, typename S, bool PACKED>
+cudaError_t launch_wide_layout(const W4A16Problem& p, int splits, cudaStream_t stream) {
+  const cudaError_t err = prepare_kernel<&w4a16_wide<T, OutT, S, PACKED>>(S::THREADS, S::SMEM);
+  if (err != cudaSuccess) return err;
+  return launch_tiles(w4a16_wide<T, OutT, S, PACKED>, p, S::BN, S::BM, S::THREADS, S::SMEM, splits, stream);
+}
+
 template <typename T, typename OutT, typename S>
 cudaError_t launch_wide(const W4A16Problem& p, int splits, cudaStream_t stream) {
-  const cudaError_t err = prepare_kernel<&w4a16_wide<T, OutT, S>>(S::THREADS, S::SMEM);
-  if (err != cudaSuccess) return err;
-  return launch_tiles(w4a16_wide<T, OutT, S>, p, S::BN, S::BM, S::THREADS, S::SMEM, splits, stream);
+  if (p.w_packed) return launch_wide_layout<T, OutT, S, true>(p, splits, stream);
+  return launch_wide_layout<T, OutT, S, false>(p, splits, stream);
 }
 
 template <typename T, typename OutT>
 cudaError_t wide_splits(const W4A16Problem& p, const DeviceInfo& info, int* splits) {
   int fit = 1;
-  const cudaError_t err = prepare_kernel<&w4a16_wide<T, OutT, WideTile>>(WideTile::THREADS, WideTile::SMEM, &fit);
+  // The plain and packed kernels differ only in addresses: the same fit.
+  const cudaError_t err =
+      prepare_kernel<&w4a16_wide<T, OutT, WideTile, false>>(WideTile::THREADS, WideTile::SMEM, &fit);
   if (err != cudaSuccess) return err;
   const int64_t tiles = ((p.m + WideTile::BM - 1) / WideTile::BM) * ((p.n + WideTile::BN - 1) / WideTile::BN);
   *splits = choose_splits(tiles, (p.k / 32 + 3) / 4, fit * info.sms, info.major >= 9);

@@ -31,11 +31,17 @@ inline int wgmma_splits(const W4A16Problem& p, const DeviceInfo& info) {
   return splits;
 }
 
+template <typename OutT, typename S, bool PACKED>
+cudaError_t launch_wgmma_layout(const W4A16Problem& p, int splits, cudaStream_t stream) {
+  const cudaError_t err = prepare_kernel<&w4a16_wgmma<OutT, S, PACKED>>(S::THREADS, S::SMEM);
+  if (err != cudaSuccess) return err;
+  return launch_tiles(w4a16_wgmma<OutT, S, PACKED>, p, S::BN, S::BT, S::THREADS, S::SMEM, splits, stream);
+}
+
 template <typename OutT, typename S>
 cudaError_t launch_wgmma(const W4A16Problem& p, int splits, cudaStream_t stream) {
-  const cudaError_t err = prepare_kernel<&w4a16_wgmma<OutT, S>>(S::THREADS, S::SMEM);
-  if (err != cudaSuccess) return err;
-  return launch_tiles(w4a16_wgmma<OutT, S>, p, S::BN, S::BT, S::THREADS, S::SMEM, splits, stream);
+  if (p.w_packed) return launch_wgmma_layout<OutT, S, true>(p, splits, stream);
+  return launch_wgmma_layout<OutT, S, false>(p, splits, stream);
 }
 
 template <typename T, typename OutT>

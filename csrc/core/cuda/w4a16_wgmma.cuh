@@ -179,7 +179,7 @@ __device__ __forceinline__ void store_out4(const W4A16Problem& p, int64_t i, con
   }
 }
 
-template <typename OutT, typename S>
+template <typename OutT, typename S, bool PACKED>
 __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int splits) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int BT = S::BT, BN = S::BN, MB = S::MB;
@@ -221,13 +221,33 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
     // Codes: decode unit b = u + PRODUCERS i is block b % 2 of column b / 2 (past N: column N-1). Each thread copies
     // the blocks it decodes itself, so that waiting for its own copies is enough (no barrier among the producers),
     // and consecutive lanes store distinct 16-byte pieces of the swizzled rows.
+    // With packed weights (mxfp4_cuda_layout.h) stage st is pair st of a tile: 512 code bytes and 32 scale bytes
+    // further than stage st - 1, but for the odd last block, which is alone in its pair.
     constexpr int kUnits = BN * 2;
     const uint8_t* w_unit[S::DECODE_UNITS];
+    const uint8_t* s_col[S::DECODE_UNITS];
 #pragma unroll
     for (int i = 0; i < S::DECODE_UNITS; ++i) {
       const int b = min(u + S::PRODUCERS * i, kUnits - 1);
-      w_unit[i] = p.w + min(n0 + (b >> 1), p.n - 1) * p.ldw + (b & 1) * 16;
+      const int64_t col = min(n0 + (b >> 1), p.n - 1);
+      if constexpr (PACKED) {
+        const SpanBlock first = first_span_block<true>(p, col, b & 1, nblk);
+        w_unit[i] = first.code, s_col[i] = first.scale;
+      } else {
+        w_unit[i] = p.w + col * p.ldw + (b & 1) * 16;
+        s_col[i] = p.w_scales + col * p.ldw_scales + (b & 1);
+      }
     }
+    // The codes and the scale of unit i in stage st (block 2 st + b % 2 < nblk).
+    auto unit_block = [&](int i, int st) -> SpanBlock {
+      if constexpr (!PACKED) return {w_unit[i] + st * 32, s_col[i] + 2 * st};
+      if (2 * st + 1 < nblk) {
+        return {w_unit[i] + st * int(kMxfp4CudaPairCodeBytes), s_col[i] + st * int(kMxfp4CudaPairScaleBytes)};
+      }
+      const int b = min(u + S::PRODUCERS * i, kUnits - 1);
+      const int64_t col = min(n0 + (b >> 1), p.n - 1);
+      return {p.w + mxfp4_cuda_code_offset(col, 2 * st, nblk), p.w + mxfp4_cuda_scale_offset(col, 2 * st, nblk)};
+    };
     // Ring slots are tracked as running indices (no division per step): stage it's activations are in slot
     // x_slot, its codes in code_slot.
     auto issue_x = [&](int it, int slot_index) {
@@ -249,7 +269,7 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
         const int b = u + S::PRODUCERS * i;
         if (kUnits % S::PRODUCERS == 0 || b < kUnits) {
           const bool ok = k0 + (b & 1) * 32 < p.k;
-          cp_async16(slot + b * 16, ok ? w_unit[i] + k0 / 2 : p.w, ok ? 16 : 0);
+          cp_async16(slot + b * 16, ok ? unit_block(i, st_begin + it).code : p.w, ok ? 16 : 0);
         }
       }
     };
@@ -261,12 +281,6 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
       if (ci >= 0 && ci < n_it) issue_codes(ci, cs);
       cp_async_commit();
     };
-    const uint8_t* s_col[S::DECODE_UNITS];
-#pragma unroll
-    for (int i = 0; i < S::DECODE_UNITS; ++i) {
-      const int b = min(u + S::PRODUCERS * i, kUnits - 1);
-      s_col[i] = p.w_scales + min(n0 + (b >> 1), p.n - 1) * p.ldw_scales + (b & 1);
-    }
     // Scales two stages ahead, in three register sets used in turn (the loop is unrolled by three, so that no
     // register copy waits for a load in flight); past K 127.
     uint32_t sc0[S::DECODE_UNITS], sc1[S::DECODE_UNITS], sc2[S::DECODE_UNITS];
@@ -275,7 +289,7 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
 #pragma unroll
       for (int i = 0; i < S::DECODE_UNITS; ++i) {
         const int blk = b0 + ((u + S::PRODUCERS * i) & 1);
-        dst[i] = it < n_it && blk < nblk ? uint32_t(__ldg(s_col[i] + b0)) : 127u;
+        dst[i] = it < n_it && blk < nblk ? uint32_t(__ldg(unit_block(i, st_begin + it).scale)) : 127u;
       }
     };
     // Stage it: decode it with scales `cur`, hand it over, then (once stage it - 2's MMAs are done) issue virtual step
@@ -387,12 +401,14 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
       if (n0 + c >= p.n) continue;
       const uint8_t* wr = p.w + (n0 + c) * p.ldw;
       for (int b = b_begin; b < b_end; ++b) {
-        const uint4 q = __ldg(reinterpret_cast<const uint4*>(wr + 16 * b));
+        const uint8_t* codes = PACKED ? p.w + mxfp4_cuda_code_offset(n0 + c, b, nblk) : wr + 16 * b;
+        const uint4 q = __ldg(reinterpret_cast<const uint4*>(codes));
         const uint32_t word[4] = {q.x, q.y, q.z, q.w};
         float w[32];  // code k of the block (bits 4k.. of the little-endian block)
 #pragma unroll
         for (int k = 0; k < 32; ++k) w[k] = e2m1_value((word[k >> 3] >> (4 * (k & 7))) & 0xFu);
-        const float scale = e8m0_value(p.w_scales[(n0 + c) * p.ldw_scales + b]);
+        const float scale = e8m0_value(PACKED ? p.w[mxfp4_cuda_scale_offset(n0 + c, b, nblk)]
+                                                  : p.w_scales[(n0 + c) * p.ldw_scales + b]);
         for (int r = r_begin; r < r_end; ++r) {
           const uint4* xr = reinterpret_cast<const uint4*>(x + (m0 + r) * p.ldx + 32 * b);
           float sum = 0.f;

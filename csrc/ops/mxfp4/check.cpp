@@ -3,6 +3,9 @@
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
+#include <climits>
+
+#include "core/mxfp4_cuda_layout.h"
 #include "ops/common/tensor_checks.h"
 
 namespace mxkernels::ops {
@@ -103,18 +106,20 @@ DequantizeMxfp4Plan check_dequantize_mxfp4(const at::Tensor& q, const at::Tensor
 
 namespace {
 
-// The weight of either GEMM: plain w_q [N, K/2] with w_scales [N, K/32], or a prepacked blob [N, K/32, 17] (from
-// prepack_mxfp4_weight, scales inside) with w_scales None. Returns N and sets *prepacked.
+// The weight of either GEMM: plain w_q [N, K/2] with w_scales [N, K/32], or a prepacked blob with w_scales None
+// (scales inside): [N, K/32, 17] from prepack_mxfp4_weight (the CPU kernels' layout) or [N/16, K/32, 272] from
+// prepack_mxfp4_weight_cuda (the CUDA kernels'). Returns N and sets the plan's layout flags.
 c10::SymInt check_mxfp4_weight(const char* op, const c10::SymInt& k, const at::Tensor& w_q,
-                               const std::optional<at::Tensor>& w_scales, bool* prepacked) {
+                               const std::optional<at::Tensor>& w_scales, Mxfp4GemmPlan* plan) {
   TORCH_CHECK(w_q.dim() == 2 || w_q.dim() == 3, op,
-              ": w_q must be 2-D [N, K/2] (codes) or 3-D [N, K/32, 17] (from prepack_mxfp4_weight), got shape ",
+              ": w_q must be 2-D [N, K/2] (codes) or 3-D [N, K/32, 17] (from prepack_mxfp4_weight) or "
+              "[N/16, K/32, 272] (from prepack_mxfp4_weight_cuda), got shape ",
               sizes_string(w_q.sym_sizes()));
-  const c10::SymInt n = w_q.sym_size(0);
-  *prepacked = w_q.dim() == 3;
-  if (*prepacked) {
+  if (w_q.dim() == 3) {
     TORCH_CHECK(w_q.scalar_type() == at::kByte, op, ": a prepacked w_q must be uint8, got ", w_q.scalar_type());
-    TORCH_SYM_CHECK(w_q.sym_size(2).sym_eq(17), op, ": a 3-D w_q must be prepacked [N, K/32, 17], got shape ",
+    const bool cuda_layout = w_q.sym_size(2).sym_eq(core::kMxfp4CudaTileBlockBytes).guard_bool(__FILE__, __LINE__);
+    TORCH_SYM_CHECK(w_q.sym_size(2).sym_eq(17) | w_q.sym_size(2).sym_eq(core::kMxfp4CudaTileBlockBytes), op,
+                    ": a 3-D w_q must be prepacked [N, K/32, 17] or [N/16, K/32, 272], got shape ",
                     sizes_string(w_q.sym_sizes()));
     TORCH_SYM_CHECK(w_q.sym_size(1).sym_eq(k / core::kMxfp4BlockSize), op, ": prepacked w_q of shape ",
                     sizes_string(w_q.sym_sizes()), " holds K = ", sym_str(w_q.sym_size(1) * core::kMxfp4BlockSize),
@@ -124,8 +129,11 @@ c10::SymInt check_mxfp4_weight(const char* op, const c10::SymInt& k, const at::T
     TORCH_CHECK(!w_scales.has_value(), op,
                 ": w_scales must be None with a prepacked w_q (its scales are inside), got a tensor of shape ",
                 sizes_string(w_scales->sym_sizes()));
-    return n;
+    plan->w_prepacked = !cuda_layout;
+    plan->w_cuda_packed = cuda_layout;
+    return cuda_layout ? w_q.sym_size(0) * core::kMxfp4CudaTileColumns : w_q.sym_size(0);
   }
+  const c10::SymInt n = w_q.sym_size(0);
   check_codes_dtype(op, "w_q", w_q);
   TORCH_SYM_CHECK(w_q.sym_size(1).sym_eq(k / 2), op, ": w_q must be [N, K/2] = [", sym_str(n), ", ", sym_str(k / 2),
                   "] for K = ", sym_str(k), ", got shape ", sizes_string(w_q.sym_sizes()));
@@ -169,7 +177,7 @@ Mxfp4GemmPlan check_mxfp4_gemm_w4a16(const at::Tensor& x, const at::Tensor& w_q,
   TORCH_CHECK(x.dim() >= 1, op, ": x must have at least one dimension, got a 0-d tensor");
   const c10::SymInt k = check_k(op, "x.size(-1)", x.sym_size(-1));
   Mxfp4GemmPlan plan{};
-  const c10::SymInt n = check_mxfp4_weight(op, k, w_q, w_scales, &plan.w_prepacked);
+  const c10::SymInt n = check_mxfp4_weight(op, k, w_q, w_scales, &plan);
   check_bias(op, bias, n);
   c10::SymIntArrayRef sizes = x.sym_sizes();
   plan.out_sizes.assign(sizes.begin(), sizes.end());
@@ -192,7 +200,7 @@ Mxfp4GemmPlan check_mxfp4_gemm(const at::Tensor& a_q, const at::Tensor& a_scales
   check_sizes_equal(op, "a_scales", a_scales, scale_sizes);
   TORCH_CHECK(dtype_in(out_dtype, kFloatDtypes), op, ": out_dtype must be ", dtype_list(kFloatDtypes), ", got ", out_dtype);
   Mxfp4GemmPlan plan{};
-  const c10::SymInt n = check_mxfp4_weight(op, k, w_q, w_scales, &plan.w_prepacked);
+  const c10::SymInt n = check_mxfp4_weight(op, k, w_q, w_scales, &plan);
   check_bias(op, bias, n);
   plan.out_sizes = std::move(scale_sizes);
   plan.out_sizes.back() = n;
@@ -200,15 +208,34 @@ Mxfp4GemmPlan check_mxfp4_gemm(const at::Tensor& a_q, const at::Tensor& a_scales
   return plan;
 }
 
-std::vector<c10::SymInt> check_prepack_mxfp4_weight(const at::Tensor& w_q, const at::Tensor& w_scales) {
-  constexpr const char* op = "mxkernels.prepack_mxfp4_weight";
+namespace {
+c10::SymInt check_prepack_input(const char* op, const at::Tensor& w_q, const at::Tensor& w_scales) {
   check_same_device(op, {{"w_q", &w_q}, {"w_scales", &w_scales}});
   check_codes_dtype(op, "w_q", w_q);
   check_scales_dtype(op, "w_scales", w_scales);
   TORCH_CHECK(w_q.dim() == 2, op, ": w_q must be 2-D [N, K/2], got shape ", sizes_string(w_q.sym_sizes()));
   const c10::SymInt k = check_k(op, "2 * w_q.size(1)", w_q.sym_size(1) * 2);
   check_sizes_equal(op, "w_scales", w_scales, {w_q.sym_size(0), k / core::kMxfp4BlockSize});
+  return k;
+}
+}  // namespace
+
+std::vector<c10::SymInt> check_prepack_mxfp4_weight(const at::Tensor& w_q, const at::Tensor& w_scales) {
+  const c10::SymInt k = check_prepack_input("mxkernels.prepack_mxfp4_weight", w_q, w_scales);
   return {w_q.sym_size(0), k / core::kMxfp4BlockSize, c10::SymInt(17)};
+}
+
+std::vector<c10::SymInt> check_prepack_mxfp4_weight_cuda(const at::Tensor& w_q, const at::Tensor& w_scales) {
+  constexpr const char* op = "mxkernels.prepack_mxfp4_weight_cuda";
+  const c10::SymInt k = check_prepack_input(op, w_q, w_scales);
+  const c10::SymInt n = w_q.sym_size(0);
+  TORCH_SYM_CHECK((n % core::kMxfp4CudaTileColumns).sym_eq(0), op,
+                  ": N = w_q.size(0) must be a multiple of 16 (the layout's tiles of 16 columns), got ", sym_str(n));
+  // The kernels index a tile's bytes (272 per block of 32) in 32 bits.
+  TORCH_SYM_CHECK((k / core::kMxfp4BlockSize * core::kMxfp4CudaTileBlockBytes).sym_le(int64_t(INT32_MAX)), op,
+                  ": K = ", sym_str(k), " is too large for the layout (at most ",
+                  int64_t(INT32_MAX) / core::kMxfp4CudaTileBlockBytes * core::kMxfp4BlockSize, ")");
+  return {n / core::kMxfp4CudaTileColumns, k / core::kMxfp4BlockSize, c10::SymInt(core::kMxfp4CudaTileBlockBytes)};
 }
 
 at::Tensor empty_mxfp4_gemm_output(const at::Tensor& x, const Mxfp4GemmPlan& plan) {

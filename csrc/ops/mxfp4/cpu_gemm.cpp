@@ -10,6 +10,7 @@
 #include "core/fp8_gemm.h"
 #include "core/mxfp4_gemm.h"
 #include "core/mxfp4.h"
+#include "core/mxfp4_cuda_layout.h"
 #include "ops/common/tensor_checks.h"
 #include "ops/mxfp4/check.h"
 
@@ -32,9 +33,16 @@ WeightBytes weight_bytes(const at::Tensor& w_q, const std::optional<at::Tensor>&
   return {codes, w_q.stride(0), static_cast<const uint8_t*>(w_scales->const_data_ptr()), w_scales->stride(0)};
 }
 
+void refuse_cuda_layout(const char* op, const Mxfp4GemmPlan& plan) {
+  TORCH_CHECK(!plan.w_cuda_packed, op,
+              ": w_q is a prepack_mxfp4_weight_cuda blob [N/16, K/32, 272], the CUDA kernels' layout; on the CPU pass "
+              "the plain w_q [N, K/2] with w_scales [N, K/32], or a prepack_mxfp4_weight blob");
+}
+
 at::Tensor mxfp4_gemm_w4a16_cpu(const at::Tensor& x, const at::Tensor& w_q, const std::optional<at::Tensor>& w_scales,
                                 const std::optional<at::Tensor>& bias) {
   const Mxfp4GemmPlan plan = check_mxfp4_gemm_w4a16(x, w_q, w_scales, bias);
+  refuse_cuda_layout("mxkernels.mxfp4_gemm_w4a16", plan);
   at::Tensor out = empty_mxfp4_gemm_output(x, plan);
   const int64_t k = x.size(-1), n = w_q.size(0);
   // bfloat16, float16 -> float32 is exact; the kernels read float32 activations.
@@ -71,6 +79,7 @@ at::Tensor mxfp4_gemm_cpu(const at::Tensor& a_q, const at::Tensor& a_scales, con
                           const std::optional<at::Tensor>& w_scales, const std::optional<at::Tensor>& bias,
                           at::ScalarType out_dtype) {
   const Mxfp4GemmPlan plan = check_mxfp4_gemm(a_q, a_scales, w_q, w_scales, bias, out_dtype);
+  refuse_cuda_layout("mxkernels.mxfp4_gemm", plan);
   at::Tensor out = empty_mxfp4_gemm_output(a_q, plan);
   const int64_t k = a_q.size(-1) * 2, n = w_q.size(0);
   // Bytes as bytes, whatever the dtype (float4_e2m1fn_x2 and float8_e8m0fnu have no copy kernels of their own).
@@ -114,12 +123,31 @@ at::Tensor prepack_mxfp4_weight_cpu(const at::Tensor& w_q, const at::Tensor& w_s
   return out;
 }
 
+// The CUDA kernels' layout, written here by the scalar packer (so that weights can be packed before they move to the
+// GPU); prepack_mxfp4_weight_cuda's CUDA kernel writes the same bytes.
+at::Tensor prepack_mxfp4_weight_cuda_cpu(const at::Tensor& w_q, const at::Tensor& w_scales) {
+  at::Tensor out = at::empty_symint(check_prepack_mxfp4_weight_cuda(w_q, w_scales), w_q.options().dtype(at::kByte));
+  const int64_t n = w_q.size(0), k = w_q.size(1) * 2;
+  const at::Tensor q = w_q.view(at::kByte), s = w_scales.view(at::kByte);
+  const at::Tensor qc = q.stride(1) == 1 ? q : q.contiguous(), sc = s.stride(1) == 1 ? s : s.contiguous();
+  const auto* codes = qc.const_data_ptr<uint8_t>();
+  const auto* scales = sc.const_data_ptr<uint8_t>();
+  auto* dst = out.mutable_data_ptr<uint8_t>();
+  const int64_t tiles = n / core::kMxfp4CudaTileColumns;
+  at::parallel_for(0, tiles, 16, [&](int64_t begin, int64_t end) {
+    core::pack_mxfp4_weight_cuda_layout(codes, qc.stride(0), scales, sc.stride(0), k,
+                                        begin * core::kMxfp4CudaTileColumns, end * core::kMxfp4CudaTileColumns, dst);
+  });
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mxkernels, CPU, m) {
   m.impl("mxfp4_gemm_w4a16", &mxfp4_gemm_w4a16_cpu);
   m.impl("mxfp4_gemm", &mxfp4_gemm_cpu);
   m.impl("prepack_mxfp4_weight", &prepack_mxfp4_weight_cpu);
+  m.impl("prepack_mxfp4_weight_cuda", &prepack_mxfp4_weight_cuda_cpu);
 }
 
 }  // namespace mxkernels::ops

@@ -38,12 +38,16 @@ at::Tensor mxfp4_gemm_meta(const at::Tensor& a_q, const at::Tensor& a_scales, co
 at::Tensor prepack_mxfp4_weight_meta(const at::Tensor& w_q, const at::Tensor& w_scales) {
   return at::empty_symint(check_prepack_mxfp4_weight(w_q, w_scales), w_q.options().dtype(at::kByte));
 }
+at::Tensor prepack_mxfp4_weight_cuda_meta(const at::Tensor& w_q, const at::Tensor& w_scales) {
+  return at::empty_symint(check_prepack_mxfp4_weight_cuda(w_q, w_scales), w_q.options().dtype(at::kByte));
+}
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mxkernels, Meta, m) {
   m.impl("mxfp4_gemm_w4a16", &mxfp4_gemm_w4a16_meta);
   m.impl("mxfp4_gemm", &mxfp4_gemm_meta);
   m.impl("prepack_mxfp4_weight", &prepack_mxfp4_weight_meta);
+  m.impl("prepack_mxfp4_weight_cuda", &prepack_mxfp4_weight_cuda_meta);
   m.impl("quantize_mxfp4", &quantize_mxfp4_meta);
   m.impl("quantize_mxfp4_out", &quantize_mxfp4_out_meta);
   m.impl("dequantize_mxfp4", &dequantize_mxfp4_meta);

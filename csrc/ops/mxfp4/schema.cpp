@@ -11,6 +11,7 @@ TORCH_LIBRARY_FRAGMENT(mxkernels, m) {
         "ScalarType out_dtype=bfloat16) -> Tensor",
         {at::Tag::pt2_compliant_tag});
   m.def("prepack_mxfp4_weight(Tensor w_q, Tensor w_scales) -> Tensor", {at::Tag::pt2_compliant_tag});
+  m.def("prepack_mxfp4_weight_cuda(Tensor w_q, Tensor w_scales) -> Tensor", {at::Tag::pt2_compliant_tag});
   m.def("dequantize_mxfp4(Tensor q, Tensor scales, ScalarType dtype=float32) -> Tensor",
         {at::Tag::pt2_compliant_tag});
 }
