@@ -166,10 +166,8 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
   // Packed, the block's columns are one whole tile (N a multiple of 16), and column g + 8 is 8 rows further than
   // column g: no pointers of its own.
   const SpanBlock b0 = first_span_block<PACKED>(p, PACKED ? n0 + g : col0, t, nb);
-  const SpanBlock b1 = first_span_block<PACKED>(p, col1, t, nb);
-  const uint8_t *w0 = b0.code, *s0 = b0.scale;
-  const uint8_t* w1 = PACKED ? w0 + 8 * 32 : b1.code;
-  const uint8_t* s1 = PACKED ? s0 + 8 * 2 : b1.scale;
+  const SpanBlock b1 = PACKED ? SpanBlock{b0.code + 8 * 32, b0.scale + 8 * 2} : first_span_block<PACKED>(p, col1, t, nb);
+  const uint8_t *w0 = b0.code, *w1 = b1.code, *s0 = b0.scale, *s1 = b1.scale;
   constexpr int code_step = SpanSteps<PACKED>::kCode, scale_step = SpanSteps<PACKED>::kScale;
   static_assert(!PACKED || code_step == 16 * scale_step, "one offset for codes and scales");
   const T* xg = static_cast<const T*>(p.x);
