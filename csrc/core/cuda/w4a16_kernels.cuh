@@ -130,7 +130,9 @@ __device__ __forceinline__ SpanBlock first_span_block(const W4A16Problem& p, int
 template <bool PACKED>
 __device__ __forceinline__ SpanBlock last_span_block(const W4A16Problem& p, int64_t col, int t, int nb) {
   const int blk = nb / 4 * 4 + t;
-  if constexpr (PACKED) return {p.w + mxfp4_cuda_code_offset(col, blk, nb), p.w + mxfp4_cuda_scale_offset(col, blk, nb)};
+  if constexpr (PACKED) {
+    return {p.w + mxfp4_cuda_code_offset(col, blk, nb), p.w + mxfp4_cuda_scale_offset(col, blk, nb)};
+  }
   return {p.w + col * p.ldw + 16 * blk, p.w_scales + col * p.ldw_scales + blk};
 }
 
@@ -166,7 +168,8 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
   // Packed, the block's columns are one whole tile (N a multiple of 16), and column g + 8 is 8 rows further than
   // column g: no pointers of its own.
   const SpanBlock b0 = first_span_block<PACKED>(p, PACKED ? n0 + g : col0, t, nb);
-  const SpanBlock b1 = PACKED ? SpanBlock{b0.code + 8 * 32, b0.scale + 8 * 2} : first_span_block<PACKED>(p, col1, t, nb);
+  const SpanBlock b1 =
+      PACKED ? SpanBlock{b0.code + 8 * 32, b0.scale + 8 * 2} : first_span_block<PACKED>(p, col1, t, nb);
   const uint8_t *w0 = b0.code, *w1 = b1.code, *s0 = b0.scale, *s1 = b1.scale;
   constexpr int code_step = SpanSteps<PACKED>::kCode, scale_step = SpanSteps<PACKED>::kScale;
   static_assert(!PACKED || code_step == 16 * scale_step, "one offset for codes and scales");
@@ -257,7 +260,8 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
   // The partial span's block t of both columns (t < rem). Packed, it is where a whole span's would be unless it is
   // the odd last block, which is alone in its pair: rows of 16 code bytes and of 1 scale byte.
   auto load_last = [&](uint4& a, uint4& b, uint32_t& sa, uint32_t& sb) {
-    SpanBlock l0 = {w0 + full * code_step, s0 + full * scale_step}, l1 = {w1 + full * code_step, s1 + full * scale_step};
+    SpanBlock l0 = {w0 + full * code_step, s0 + full * scale_step};
+    SpanBlock l1 = {w1 + full * code_step, s1 + full * scale_step};
     if constexpr (PACKED) {
       if (4 * full + t == nb - 1 && nb % 2 == 1) {  // then t is even: rows g and g + 8 at 16 g and 16 g + 128
         l0 = {l0.code - g * 16, l0.scale - g};
