@@ -192,8 +192,9 @@ def prepack_mxfp4_weight_cuda(w_q: torch.Tensor, w_scales: torch.Tensor) -> torc
     ``w_scales=None`` to :func:`mxfp4_gemm_w4a16` on CUDA; the results are bitwise those of the plain weights.
     Runs on CPU tensors too (pack once, then move the blob to the GPU).
 
-    On an H100 (bench/RESULTS.md) it makes M = 1 and 2 about 9-10% faster and M = 16 3-4%, and M = 3 to 8 and
-    M >= 128 2-13% slower than plain weights: worth it where decode at one or two rows dominates.
+    On an H100 (bench/RESULTS.md) it makes M = 1 and 2 about 10% faster than plain weights, M = 3 to 16 and
+    M = 128 3-5%, and larger M about even. It is a second copy of the weights if the plain ones are kept (as
+    ``MXFP4Linear``'s opt-in ``cuda_w4a16_packed`` backend keeps them).
 
     Args:
         w_q: ``[N, K/2]`` float4_e2m1fn_x2 or uint8; w_scales: ``[N, K/32]`` float8_e8m0fnu or uint8.

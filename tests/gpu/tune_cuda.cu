@@ -300,14 +300,27 @@ int main(int argc, char** argv) {
   fill_bf16<<<1024, 256, 0, st>>>(x, max_m * K, 9, 122, 8, false);
 
   if (profile) {
-    // One launch of each kernel worth profiling, for ncu.
+    // The library's kernels for ncu: for each M (`profile [M,M,...]`, default 128 and 1024), plain weights then the
+    // CUDA layout, each launch on the next weight copy (read from memory, not the L2), twice over.
+    std::vector<int64_t> ms;
+    for (const char* c = argc > 2 ? argv[2] : "128,1024"; *c;) {
+      ms.push_back(std::strtoll(c, const_cast<char**>(&c), 10));
+      if (*c == ',') ++c;
+    }
     W4A16Problem p;
     p.n = N, p.k = K, p.x = x, p.ldx = K, p.x_type = FloatType::bf16, p.ldw = K / 2, p.ldw_scales = K / 32;
-    p.out = out, p.ldo = N, p.out_type = FloatType::bf16, p.w = wq, p.w_scales = ws;
+    p.out = out, p.ldo = N, p.out_type = FloatType::bf16;
+    int launch = 0;
     for (int rep = 0; rep < 2; ++rep) {
-      for (int64_t m : {128, 1024}) {  // the library's kernels
+      for (int64_t m : ms) {
         p.m = m;
-        CHECK_CUDA((launch_w4a16_typed<__nv_bfloat16, __nv_bfloat16>(p, st)));
+        for (bool packed : {false, true}) {
+          const int c = launch++ % copies;
+          p.w_packed = packed;
+          p.w = packed ? wp + c * wp_bytes : wq + c * wq_bytes;
+          p.w_scales = packed ? nullptr : ws + c * ws_bytes;
+          CHECK_CUDA((launch_w4a16_typed<__nv_bfloat16, __nv_bfloat16>(p, st)));
+        }
       }
     }
     CHECK_CUDA(cudaStreamSynchronize(st));

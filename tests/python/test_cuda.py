@@ -509,3 +509,30 @@ def test_mxfp4_linear_cuda_backend():
     assert layer.cpu().backend_name == "cpu_w4a16"
     with pytest.raises(RuntimeError, match="cuda_w4a16.*weights are on cpu"):
         nn.MXFP4Linear.from_float(linear, backend="cuda_w4a16")
+
+
+def test_mxfp4_linear_cuda_packed_backend():
+    # Only by name (it holds a second copy of the weights); the same bits as the plain backend, through moves and
+    # state_dict loads, which build the blob again.
+    # A forced CUDA backend needs the layer built on the device.
+    linear = torch.nn.Linear(256, 96).to(torch.bfloat16)
+    plain = nn.MXFP4Linear.from_float(linear).cuda()
+    assert plain.backend_name == "cuda_w4a16"
+    with torch.device("cuda"):
+        layer = nn.MXFP4Linear.from_float(linear, backend="cuda_w4a16_packed")
+        other = nn.MXFP4Linear(256, 96, backend="cuda_w4a16_packed")
+    assert layer.backend_name == "cuda_w4a16_packed" and "cuda_w4a16_packed" in repr(layer)
+    assert layer._prepacked.shape == (6, 8, 272)
+    for m in (1, 5, 40, 200):
+        x = torch.randn(m, 256, generator=gen(19)).to(torch.bfloat16).cuda()
+        assert torch.equal(layer(x), plain(x)), m
+    other.load_state_dict(plain.state_dict())
+    x = torch.randn(3, 256, generator=gen(20)).to(torch.bfloat16).cuda()
+    assert torch.equal(other(x), plain(x))
+    assert set(other.state_dict()) == {"weight_packed", "weight_scale", "bias"}
+    with pytest.raises(RuntimeError, match="cuda_w4a16_packed.*weights are on cpu"):
+        layer.cpu()
+    odd = torch.nn.Linear(256, 40).to(torch.bfloat16)
+    with pytest.raises(RuntimeError, match="cuda_w4a16_packed.*out_features must be a multiple of 16 .*, got 40"):
+        with torch.device("cuda"):
+            nn.MXFP4Linear.from_float(odd, backend="cuda_w4a16_packed")

@@ -97,13 +97,15 @@ def test_backend_priority_override_and_errors(monkeypatch):
         MXFP4Linear.from_float(lin)
     monkeypatch.setenv(ENV_BACKEND, "cuda_magic")
     with pytest.raises(ValueError,
-                       match="unknown MXFP4 backend 'cuda_magic'; known: cuda_w4a16, cpu_w4a16, cpu_w4a4, reference"):
+                       match="unknown MXFP4 backend 'cuda_magic'; known: cuda_w4a16, cuda_w4a16_packed, cpu_w4a16, "
+                             "cpu_w4a4, reference"):
         MXFP4Linear.from_float(lin)
     monkeypatch.delenv(ENV_BACKEND)
     # The CUDA backend refuses CPU weights, and says so first where the build has no CUDA kernels.
     why = "weights are on cpu" if mxkernels.has_cuda_kernels() else "built without CUDA kernels"
-    with pytest.raises(RuntimeError, match=f"'cuda_w4a16' cannot run .*: .*{why}"):
-        MXFP4Linear.from_float(lin, backend="cuda_w4a16")
+    for name in ("cuda_w4a16", "cuda_w4a16_packed"):
+        with pytest.raises(RuntimeError, match=f"'{name}' cannot run .*: .*{why}"):
+            MXFP4Linear.from_float(lin, backend=name)
     with pytest.raises(RuntimeError, match="'cpu_w4a16' cannot run .*W4A4.*: the layer quantizes its activations"):
         MXFP4Linear.from_float(lin, quantize_activations=True, backend="cpu_w4a16")
     with pytest.raises(ValueError, match="in_features must be a positive multiple of 32, got 100"):

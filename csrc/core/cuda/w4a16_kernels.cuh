@@ -144,9 +144,11 @@ __device__ __forceinline__ SpanBlock last_span_block(const W4A16Problem& p, int6
 // without conditions, and the last, partial one (K not a multiple of 128) is taken by one warp afterwards.
 // With CHAIN a warp issues the loads of its next spans as soon as those of its current span have arrived (their
 // address depends on the loaded codes through `zero`, a kernel argument that is always 0, so that neither compiler
-// can hoist them), not after the span's arithmetic; its partial span's loads go out with its first ones. All warps
-// then keep few bytes in flight at the start, so that the first spans arrive early and are decoded while the rest
-// stream in (issued all at once, every warp's first span completes near the end of the whole transfer).
+// can hoist them), not after the span's arithmetic. All warps then keep few bytes in flight at the start, so that
+// the first spans arrive early and are decoded while the rest stream in (issued all at once, every warp's first span
+// completes near the end of the whole transfer). With X_SMEM the partial span's loads go out with the warp's first
+// ones; reading the activations from global memory the kernel has no registers to hold them through its loop (it
+// spilled), so there the partial span is loaded after the whole ones, by the warp with the fewest of those.
 // A span whose scales pass span_scale has them applied to the decoded codes, and its 8 MMAs run as two float32
 // chains; otherwise each block's sum is taken alone (the other lanes' operands zeroed) and multiplied by its scale
 // in float32, as the CPU does (scales 0, 254, 0xFF...). Either way the span's sum is then added to the float32 total.
@@ -280,7 +282,8 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
   const int rem_warp = full % KW;
   uint4 ra = make_uint4(0, 0, 0, 0), rb = make_uint4(0, 0, 0, 0);
   uint32_t rsa = 127u, rsb = 127u;
-  if (CHAIN && rem != 0 && warp == rem_warp && t < rem) load_last(ra, rb, rsa, rsb);
+  constexpr bool kEarlyLast = CHAIN && X_SMEM;  // the partial span loaded with the first ones (see above)
+  if (kEarlyLast && rem != 0 && warp == rem_warp && t < rem) load_last(ra, rb, rsa, rsb);
   if constexpr (X_SMEM) {
     // Four chunks per thread in flight at a time: the rows' loads must not wait for each other.
     constexpr int kBatch = 4;
@@ -323,9 +326,9 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
       }
     }
   }
-  if (CHAIN && rem != 0 && warp == rem_warp) {
+  if (kEarlyLast && rem != 0 && warp == rem_warp) {
     run_span(full, t < rem, ra, rb, rsa, rsb);
-  } else if (!CHAIN && rem != 0 && warp == rem_warp) {
+  } else if (!kEarlyLast && rem != 0 && warp == rem_warp) {
     // The partial span: blocks past K have zero codes, a finite scale and zero activations.
     const bool valid = t < rem;
     uint4 a = make_uint4(0, 0, 0, 0), b = make_uint4(0, 0, 0, 0);
