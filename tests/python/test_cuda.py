@@ -512,9 +512,8 @@ def test_mxfp4_linear_cuda_backend():
 
 
 def test_mxfp4_linear_cuda_packed_backend():
-    # Only by name (it holds a second copy of the weights); the same bits as the plain backend, through moves and
-    # state_dict loads, which build the blob again.
-    # A forced CUDA backend needs the layer built on the device.
+    # Only by name (it holds a second copy of the weights), so the layer is built on the device; the same bits as the
+    # plain backend, also after a state_dict load, which builds the blob again.
     linear = torch.nn.Linear(256, 96).to(torch.bfloat16)
     plain = nn.MXFP4Linear.from_float(linear).cuda()
     assert plain.backend_name == "cuda_w4a16"
