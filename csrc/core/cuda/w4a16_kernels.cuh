@@ -2,7 +2,8 @@
 // output type. Both work in spans of 128 K values (4 blocks): the tensor cores (mma.m16n8k16, the codes decoded
 // exactly into T in registers) sum a span's products in float32, with each block's scale applied to its decoded
 // values where that is exact (span_scale: in bf16 the scale itself over 2^10, in fp16 relative to the span's
-// largest), and the span's sum is multiplied by the rest of the scale in float32 and added to the float32 total.
+// largest), and the span's sum is multiplied by the rest of the scale in float32 and added to the float32 total
+// (the skinny kernel for up to 8 rows of bf16 chains the MMAs straight into its totals, kept at 2^-10 times).
 // Where that is not exact (scale 0 or 254 next to ordinary ones, NaN), each block's sum is taken alone and multiplied
 // by its own scale, as on the CPU.
 //
@@ -182,9 +183,16 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
     const int64_t row = min(int64_t(r * 8 + g), p.m - 1);
     x_row[r] = X_SMEM ? x_rows + row * x_pitch + 64 * t : reinterpret_cast<const uint8_t*>(xg + row * p.ldx) + 64 * t;
   }
-  float acc[RT][4];
+  // In bf16 the fast path's span sums all take the same factor (kBf16ScaleOffset), so its MMAs add straight into
+  // the totals, in two chains (acc[r][0], acc[r][1]), kept 2^-kBf16ScaleOffset times the true value; the exact path's
+  // block sums are added at that scale too, and the totals are rescaled once at the end. fp16 scales each span's
+  // sums (acc[r][0] only), and so do two row tiles (RT = 2), whose registers the second chain would take.
+  constexpr bool kScaledTotals = std::is_same_v<T, __nv_bfloat16> && RT == 1;
+  float acc[RT][2][4];
 #pragma unroll
-  for (int r = 0; r < RT; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = 0.f;
+  for (int r = 0; r < RT; ++r)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) acc[r][h][0] = acc[r][h][1] = acc[r][h][2] = acc[r][h][3] = 0.f;
 
   // Chunk i (8 values) of lane t's block in span c for row tile r, paired for the MMAs; `valid` false past K.
   auto x_pairs = [&](int c, int i, int r, bool valid, uint32_t xp[4]) {
@@ -202,12 +210,15 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
   auto add_span = [&](auto masked, int c, bool valid, const uint32_t q0[4], const uint32_t q1[4], uint32_t f0,
                       uint32_t f1, uint32_t keep, float g0, float g1) {
     // Two chains of 4 MMAs (each word's first and second), interleaved, so that no MMA waits for the one just
-    // before it.
+    // before it: into the totals themselves (kDirect), or into the span's own sums d, then scaled and added.
+    constexpr bool kDirect = kScaledTotals && !decltype(masked)::value;
     float d[RT][2][4];
 #pragma unroll
     for (int r = 0; r < RT; ++r)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) d[r][h][0] = d[r][h][1] = d[r][h][2] = d[r][h][3] = 0.f;
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) d[r][h][j] = kDirect ? acc[r][h][j] : 0.f;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       uint32_t a[2][4];
@@ -226,8 +237,15 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
     }
 #pragma unroll
     for (int r = 0; r < RT; ++r) {
-      scale_add(acc[r], d[r][0], g0, g1);
-      scale_add(acc[r], d[r][1], g0, g1);
+      if constexpr (kDirect) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) acc[r][h][j] = d[r][h][j];
+      } else {
+        scale_add(acc[r][0], d[r][0], g0, g1);
+        scale_add(acc[r][0], d[r][1], g0, g1);
+      }
     }
   };
   auto run_span = [&](int c, bool valid, const uint4& cw0, const uint4& cw1, uint32_t cs0, uint32_t cs1) {
@@ -241,29 +259,35 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
       for (int blk = 0; blk < 4; ++blk) {
         // Block blk alone: the other lanes' codes and activations are zero (not just the codes, so that an
         // infinite activation elsewhere does not make a NaN here).
+        // (At the totals' scale: 2^-kBf16ScaleOffset times an E8M0 value is exact, 2^-137 at the least.)
+        constexpr float kTotalsScale = kScaledTotals ? 1.0f / float(1u << kBf16ScaleOffset) : 1.0f;
         add_span(std::true_type{}, c, valid, q0, q1, fold_factor<T>(0), fold_factor<T>(0), t == blk ? 0xFFFFFFFFu : 0u,
-                 e8m0_value(__shfl_sync(0xFFFFFFFFu, cs0, (lane & ~3) | blk)),
-                 e8m0_value(__shfl_sync(0xFFFFFFFFu, cs1, (lane & ~3) | blk)));
+                 e8m0_value(__shfl_sync(0xFFFFFFFFu, cs0, (lane & ~3) | blk)) * kTotalsScale,
+                 e8m0_value(__shfl_sync(0xFFFFFFFFu, cs1, (lane & ~3) | blk)) * kTotalsScale);
       }
     }
   };
 
   uint4 cw0[U], cw1[U];
   uint32_t cs0[U], cs1[U];
-  auto load = [&](int u, int c, uint32_t off = 0) {
+  auto load = [&](int u, int c) {
     // Packed, the scales' step is the codes' over 16: one offset for both (fewer registers).
     const int code_off = c * code_step;
     const int scale_off = PACKED ? code_off >> 4 : c * scale_step;
-    cw0[u] = __ldg(reinterpret_cast<const uint4*>(w0 + code_off + off));
-    cw1[u] = __ldg(reinterpret_cast<const uint4*>(w1 + code_off + off));
-    cs0[u] = __ldg(s0 + scale_off + off);
-    cs1[u] = __ldg(s1 + scale_off + off);
+    cw0[u] = __ldg(reinterpret_cast<const uint4*>(w0 + code_off));
+    cw1[u] = __ldg(reinterpret_cast<const uint4*>(w1 + code_off));
+    cs0[u] = __ldg(s0 + scale_off);
+    cs1[u] = __ldg(s1 + scale_off);
   };
   // The partial span's block t of both columns (t < rem). Packed, it is where a whole span's would be unless it is
   // the odd last block, which is alone in its pair: rows of 16 code bytes and of 1 scale byte.
+  // Its addresses are found afresh from the problem's, not kept through the loop.
   auto load_last = [&](uint4& a, uint4& b, uint32_t& sa, uint32_t& sb) {
-    SpanBlock l0 = {w0 + full * code_step, s0 + full * scale_step};
-    SpanBlock l1 = {w1 + full * code_step, s1 + full * scale_step};
+    const SpanBlock f0 = first_span_block<PACKED>(p, PACKED ? n0 + g : col0, t, nb);
+    const SpanBlock f1 =
+        PACKED ? SpanBlock{f0.code + 8 * 32, f0.scale + 8 * 2} : first_span_block<PACKED>(p, col1, t, nb);
+    SpanBlock l0 = {f0.code + full * code_step, f0.scale + full * scale_step};
+    SpanBlock l1 = {f1.code + full * code_step, f1.scale + full * scale_step};
     if constexpr (PACKED) {
       if (4 * full + t == nb - 1 && nb % 2 == 1) {  // then t is even: rows g and g + 8 at 16 g and 16 g + 128
         l0 = {l0.code - g * 16, l0.scale - g};
@@ -274,6 +298,26 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
     b = __ldg(reinterpret_cast<const uint4*>(l1.code));
     sa = __ldg(l0.scale);
     sb = __ldg(l1.scale);
+  };
+  static_assert(!CHAIN || U == 1, "the chained kernel keeps one span in flight");
+  // Chained, span c's loads take the loaded codes through `zero` (dep, see above). Packed, the addresses run along
+  // (one 64-bit add for the codes and one for the scales per span: column g + 8's are at fixed offsets from column
+  // g's); plain weights take four pointers, which would not all fit in registers, so their offsets are recomputed.
+  const uint8_t *next_w = w0 + warp * code_step, *next_s = s0 + warp * scale_step;
+  auto load_next = [&](int c, uint32_t dep) {
+    if constexpr (PACKED) {
+      next_w += KW * code_step + dep;
+      next_s += KW * scale_step + dep;
+      cw0[0] = __ldg(reinterpret_cast<const uint4*>(next_w));
+      cw1[0] = __ldg(reinterpret_cast<const uint4*>(next_w + 8 * 32));
+      cs0[0] = __ldg(next_s);
+      cs1[0] = __ldg(next_s + 8 * 2);
+    } else {
+      cw0[0] = __ldg(reinterpret_cast<const uint4*>(w0 + c * code_step + dep));
+      cw1[0] = __ldg(reinterpret_cast<const uint4*>(w1 + c * code_step + dep));
+      cs0[0] = __ldg(s0 + c * scale_step + dep);
+      cs1[0] = __ldg(s1 + c * scale_step + dep);
+    }
   };
 #pragma unroll
   for (int u = 0; u < U; ++u) {
@@ -310,17 +354,28 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
     __syncthreads();
   }
 
-  for (int c0 = warp; c0 < full; c0 += KW * U) {
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int c = c0 + KW * u;
-      if (c >= full) break;
-      if constexpr (CHAIN) {
-        const uint4 a = cw0[u], b = cw1[u];
-        const uint32_t sa = cs0[u], sb = cs1[u];
-        if (c + KW * U < full) load(u, c + KW * U, (a.x ^ b.x) & zero);
+  if constexpr (CHAIN) {
+    // The last span comes after the loop, so that every load in it is unconditional, and on packed weights the
+    // loop is unrolled twice: the span in hand and the one in flight then swap registers instead of being copied
+    // (on plain weights, whose loads take more registers, that made the kernel spill).
+    constexpr int kUnroll = PACKED ? 2 : 1;
+    if (warp < full) {
+      int c = warp;
+#pragma unroll kUnroll
+      for (; c + KW < full; c += KW) {
+        const uint4 a = cw0[0], b = cw1[0];
+        const uint32_t sa = cs0[0], sb = cs1[0];
+        load_next(c + KW, (a.x ^ b.x) & zero);
         run_span(c, true, a, b, sa, sb);
-      } else {
+      }
+      run_span(c, true, cw0[0], cw1[0], cs0[0], cs1[0]);
+    }
+  } else {
+    for (int c0 = warp; c0 < full; c0 += KW * U) {
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int c = c0 + KW * u;
+        if (c >= full) break;
         run_span(c, true, cw0[u], cw1[u], cs0[u], cs1[u]);
         if (c + KW * U < full) load(u, c + KW * U);
       }
@@ -340,7 +395,9 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
 #pragma unroll
   for (int r = 0; r < RT; ++r)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) partial[warp][r * 4 + j][lane] = acc[r][j];
+    for (int j = 0; j < 4; ++j) {
+      partial[warp][r * 4 + j][lane] = kScaledTotals ? acc[r][0][j] + acc[r][1][j] : acc[r][0][j];
+    }
   __syncthreads();
   for (int idx = threadIdx.x; idx < RT * 4 * 32; idx += KW * 32) {
     const int reg = idx >> 5, ln = idx & 31;
@@ -351,6 +408,7 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
     float sum = 0.f;
 #pragma unroll
     for (int w = 0; w < KW; ++w) sum += partial[w][reg][ln];
+    if constexpr (kScaledTotals) sum *= float(1u << kBf16ScaleOffset);
     store_out<OutT>(p.out, row * p.ldo + col, p.bias ? sum + p.bias[col] : sum);
   }
 }
