@@ -270,14 +270,14 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
 
   uint4 cw0[U], cw1[U];
   uint32_t cs0[U], cs1[U];
-  auto load = [&](int u, int c) {
+  auto load = [&](int u, int c, uint32_t off = 0) {
     // Packed, the scales' step is the codes' over 16: one offset for both (fewer registers).
     const int code_off = c * code_step;
     const int scale_off = PACKED ? code_off >> 4 : c * scale_step;
-    cw0[u] = __ldg(reinterpret_cast<const uint4*>(w0 + code_off));
-    cw1[u] = __ldg(reinterpret_cast<const uint4*>(w1 + code_off));
-    cs0[u] = __ldg(s0 + scale_off);
-    cs1[u] = __ldg(s1 + scale_off);
+    cw0[u] = __ldg(reinterpret_cast<const uint4*>(w0 + code_off + off));
+    cw1[u] = __ldg(reinterpret_cast<const uint4*>(w1 + code_off + off));
+    cs0[u] = __ldg(s0 + scale_off + off);
+    cs1[u] = __ldg(s1 + scale_off + off);
   };
   // The partial span's block t of both columns (t < rem). Packed, it is where a whole span's would be unless it is
   // the odd last block, which is alone in its pair: rows of 16 code bytes and of 1 scale byte.
@@ -313,10 +313,7 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
       cs0[0] = __ldg(next_s);
       cs1[0] = __ldg(next_s + 8 * 2);
     } else {
-      cw0[0] = __ldg(reinterpret_cast<const uint4*>(w0 + c * code_step + dep));
-      cw1[0] = __ldg(reinterpret_cast<const uint4*>(w1 + c * code_step + dep));
-      cs0[0] = __ldg(s0 + c * scale_step + dep);
-      cs1[0] = __ldg(s1 + c * scale_step + dep);
+      load(0, c, dep);
     }
   };
 #pragma unroll
