@@ -144,6 +144,32 @@ __device__ __forceinline__ void decode_e2m1x8(uint32_t q, uint32_t factor, uint3
   }
 }
 
+// Weight codes and scales, read once per call: SKIP_L1 loads them without allocating in L1 (`.L1::no_allocate`,
+// volatile so that they keep their order), else through the read-only path (__ldg). Which one a kernel takes is
+// measured (w4a16_skinny).
+template <bool SKIP_L1>
+__device__ __forceinline__ uint4 load_weights16(const void* p) {
+  if constexpr (SKIP_L1) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+  } else {
+    return __ldg(static_cast<const uint4*>(p));
+  }
+}
+template <bool SKIP_L1>
+__device__ __forceinline__ uint32_t load_weights8(const void* p) {
+  if constexpr (SKIP_L1) {
+    uint32_t v;
+    asm volatile("ld.global.nc.L1::no_allocate.u8 %0, [%1];" : "=r"(v) : "l"(p));
+    return v;
+  } else {
+    return __ldg(static_cast<const uint8_t*>(p));
+  }
+}
+
 // Eight consecutive activations (x0..x7 as four 32-bit pairs) reordered to match decode_e2m1x8's pairs:
 // (x0, x4), (x1, x5), (x2, x6), (x3, x7).
 __device__ __forceinline__ void pair_activations(const uint4& v, uint32_t pair[4]) {

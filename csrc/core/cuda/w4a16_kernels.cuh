@@ -268,16 +268,22 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
     }
   };
 
+  // The weights skip L1 on packed weights and where the activations are staged. In a torch process (where the GPU
+  // runs these kernels slower than in a torch-free one, bench/RESULTS.md), on an H100, that took M=1 packed from
+  // 5.96-5.99 to 5.80-5.83 us, M=3 packed from 6.79-6.84 to 6.64-6.66 and M=2 plain from 6.80-6.82 to 6.60-6.62
+  // (tests/gpu/tune_in_torch.py). Plain weights with the activations in global memory (M >= 3) measured 3% slower
+  // without L1, so they keep __ldg.
+  constexpr bool kSkipL1 = PACKED || X_SMEM;
   uint4 cw0[U], cw1[U];
   uint32_t cs0[U], cs1[U];
   auto load = [&](int u, int c, uint32_t off = 0) {
     // Packed, the scales' step is the codes' over 16: one offset for both (fewer registers).
     const int code_off = c * code_step;
     const int scale_off = PACKED ? code_off >> 4 : c * scale_step;
-    cw0[u] = __ldg(reinterpret_cast<const uint4*>(w0 + code_off + off));
-    cw1[u] = __ldg(reinterpret_cast<const uint4*>(w1 + code_off + off));
-    cs0[u] = __ldg(s0 + scale_off + off);
-    cs1[u] = __ldg(s1 + scale_off + off);
+    cw0[u] = load_weights16<kSkipL1>(w0 + code_off + off);
+    cw1[u] = load_weights16<kSkipL1>(w1 + code_off + off);
+    cs0[u] = load_weights8<kSkipL1>(s0 + scale_off + off);
+    cs1[u] = load_weights8<kSkipL1>(s1 + scale_off + off);
   };
   // The partial span's block t of both columns (t < rem). Packed, it is where a whole span's would be unless it is
   // the odd last block, which is alone in its pair: rows of 16 code bytes and of 1 scale byte.
@@ -294,10 +300,10 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
         l1 = {l0.code + 128, l0.scale + 8};
       }
     }
-    a = __ldg(reinterpret_cast<const uint4*>(l0.code));
-    b = __ldg(reinterpret_cast<const uint4*>(l1.code));
-    sa = __ldg(l0.scale);
-    sb = __ldg(l1.scale);
+    a = load_weights16<kSkipL1>(l0.code);
+    b = load_weights16<kSkipL1>(l1.code);
+    sa = load_weights8<kSkipL1>(l0.scale);
+    sb = load_weights8<kSkipL1>(l1.scale);
   };
   static_assert(!CHAIN || U == 1, "the chained kernel keeps one span in flight");
   // Chained, span c's loads take the loaded codes through `zero` (dep, see above). Packed, the addresses run along
@@ -308,10 +314,10 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
     if constexpr (PACKED) {
       next_w += KW * code_step + dep;
       next_s += KW * scale_step + dep;
-      cw0[0] = __ldg(reinterpret_cast<const uint4*>(next_w));
-      cw1[0] = __ldg(reinterpret_cast<const uint4*>(next_w + 8 * 32));
-      cs0[0] = __ldg(next_s);
-      cs1[0] = __ldg(next_s + 8 * 2);
+      cw0[0] = load_weights16<kSkipL1>(next_w);
+      cw1[0] = load_weights16<kSkipL1>(next_w + 8 * 32);
+      cs0[0] = load_weights8<kSkipL1>(next_s);
+      cs1[0] = load_weights8<kSkipL1>(next_s + 8 * 2);
     } else {
       load(0, c, dep);
     }
