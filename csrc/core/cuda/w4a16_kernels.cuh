@@ -268,11 +268,10 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
     }
   };
 
-  // The weights skip L1 on packed weights and where the activations are staged. In a torch process (where the GPU
-  // runs these kernels slower than in a torch-free one, bench/RESULTS.md), on an H100, that took M=1 packed from
-  // 5.96-5.99 to 5.80-5.83 us, M=3 packed from 6.79-6.84 to 6.64-6.66 and M=2 plain from 6.80-6.82 to 6.60-6.62
-  // (tests/gpu/tune_in_torch.py). Plain weights with the activations in global memory (M >= 3) measured 3% slower
-  // without L1, so they keep __ldg.
+  // The weights skip L1 on packed weights and where the activations are staged. On an H100, in the slower state
+  // that bench_cuda measures (tests/gpu/tune_in_process.py, bench/RESULTS.md), that took M=1 packed from 5.96-5.99
+  // to 5.80-5.83 us, M=3 packed from 6.79-6.84 to 6.64-6.66 and M=2 plain from 6.80-6.82 to 6.60-6.62. Plain weights
+  // with the activations in global memory (M >= 3) measured 3% slower without L1, so they keep __ldg.
   constexpr bool kSkipL1 = PACKED || X_SMEM;
   uint4 cw0[U], cw1[U];
   uint32_t cs0[U], cs1[U];
