@@ -144,9 +144,8 @@ __device__ __forceinline__ void decode_e2m1x8(uint32_t q, uint32_t factor, uint3
   }
 }
 
-// Weight codes and scales, read once per call: SKIP_L1 loads them without allocating in L1 (`.L1::no_allocate`,
-// volatile so that they keep their order), else through the read-only path (__ldg). Which one a kernel takes is
-// measured (w4a16_skinny).
+// Weight codes and scales, read once per call: SKIP_L1 loads them without allocating in L1 (`.L1::no_allocate`),
+// else through the read-only path (__ldg). Which one a kernel takes is measured (w4a16_skinny).
 template <bool SKIP_L1>
 __device__ __forceinline__ uint4 load_weights16(const void* p) {
   if constexpr (SKIP_L1) {
