@@ -2,6 +2,7 @@
 // the float32 kernel on the same values, timed against a device-to-device copy) and W4A16 kernel variants (checked
 // against a float64 reference within the documented bound, timed from CUDA-graph replays over rotated weights).
 // A tuning tool for picking tile shapes and kernel parameters; the tests and bench/bench_cuda.py are the record.
+// TUNE_F16=1 times the library's W4A16 kernels on float16 activations instead.
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -DMXKERNELS_CUDA_SM90A -Icsrc/core -Icsrc -I$CUDA/include/cccl --expt-relaxed-constexpr \
 //     tests/gpu/tune_cuda.cu csrc/core/cuda/quantize.cu -o /tmp/tune_cuda && /tmp/tune_cuda
 #include <cuda_runtime.h>
@@ -81,6 +82,18 @@ __global__ void reference_gemm(const uint16_t* x, bool x_f16, const uint8_t* q, 
   }
   ref[i] = acc;
   mag[i] = am;
+}
+
+__global__ void bf16_to_f16(uint16_t* x, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    x[i] = __half_as_ushort(__float2half_rn(__uint_as_float(uint32_t(x[i]) << 16)));
+  }
+}
+
+float f16_to_float(uint16_t b) {
+  const uint32_t sign = uint32_t(b >> 15) << 31, e = (b >> 10) & 31, f = b & 1023;
+  float v = e == 0 ? std::ldexp(float(f), -24) : e == 31 ? (f ? NAN : INFINITY) : std::ldexp(float(1024 + f), int(e) - 25);
+  return sign ? -v : v;
 }
 
 float bf16_to_float(uint16_t b) {
@@ -298,6 +311,12 @@ int main(int argc, char** argv) {
   CHECK_CUDA(cudaMalloc(&mag, max_m * N * 8));
   // Finite activations (an infinity or NaN in most rows would make most outputs NaN, and the check below vacuous).
   fill_bf16<<<1024, 256, 0, st>>>(x, max_m * K, 9, 122, 8, false);
+  // TUNE_F16: the W4A16 variants named "f16" on float16 activations (the same values, exact in float16) and outputs;
+  // the others are skipped.
+  const bool f16 = std::getenv("TUNE_F16") != nullptr;
+  if (f16) bf16_to_f16<<<1024, 256, 0, st>>>(x, max_m * K);
+  const FloatType act_type = f16 ? FloatType::f16 : FloatType::bf16;
+  auto out_to_float = [&](uint16_t b) { return f16 ? f16_to_float(b) : bf16_to_float(b); };
 
   if (profile) {
     // The library's kernels for ncu: for each M (`profile [M,M,...]`, default 128 and 1024), plain weights then the
@@ -348,6 +367,8 @@ int main(int argc, char** argv) {
   std::vector<Variant> skinny = {
       {"library", launch_w4a16_typed<__nv_bfloat16, __nv_bfloat16>},
       {"library packed", launch_w4a16_typed<__nv_bfloat16, __nv_bfloat16>, true},
+      {"library f16", launch_w4a16_typed<__half, __half>},
+      {"library packed f16", launch_w4a16_typed<__half, __half>, true},
       {"skinny rt1 kw8 u2 b3 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 1, 8, 2, 3>},
       {"chain rt1 kw8 u1 b3", chain_skinny<1, 8, 1, 3, true>},
       {"chain rt1 kw8 u1 b3 gx", chain_skinny<1, 8, 1, 3, false>},
@@ -381,6 +402,8 @@ int main(int argc, char** argv) {
   std::vector<Variant> wide_variants = {
       {"library", launch_w4a16_typed<B, B>},
       {"library packed", launch_w4a16_typed<B, B>, true},
+      {"library f16", launch_w4a16_typed<__half, __half>},
+      {"library packed f16", launch_w4a16_typed<__half, __half>, true},
       {"wgmma 192 p3 s1", wg(WgmmaShape<3, 3, 7, 6>{}, 1)},
       {"wgmma 192 p3 s4", wg(WgmmaShape<3, 3, 7, 6>{}, 4)},
       {"wgmma 192 p2 s1", wg(WgmmaShape<3, 2, 7, 6>{}, 1)},
@@ -400,12 +423,13 @@ int main(int argc, char** argv) {
   for (int64_t m : ms) {
     if (quick && argc <= 2 && (m == 4 || m == 8)) continue;
     std::vector<Variant>& vs = m <= 16 ? skinny : wide_variants;
-    reference_gemm<<<unsigned((m * N + 127) / 128), 128, 0, st>>>(x, false, wq, ws, m, N, K, ref, mag);
+    reference_gemm<<<unsigned((m * N + 127) / 128), 128, 0, st>>>(x, f16, wq, ws, m, N, K, ref, mag);
     std::vector<double> href(m * N), hmag(m * N);
     CHECK_CUDA(cudaMemcpy(href.data(), ref, m * N * 8, cudaMemcpyDeviceToHost));
     CHECK_CUDA(cudaMemcpy(hmag.data(), mag, m * N * 8, cudaMemcpyDeviceToHost));
     for (const Variant& v : vs) {
       if (v.name.find("rt1") != std::string::npos && m > 8) continue;
+      if ((v.name.find("f16") != std::string::npos) != f16) continue;
       bool picked = false;  // `names` may list several, separated by '|'
       for (size_t a = 0, b = 0; !picked && b != std::string::npos; a = b + 1) {
         b = names.find('|', a);
@@ -413,8 +437,8 @@ int main(int argc, char** argv) {
       }
       if (!picked) continue;
       W4A16Problem p;
-      p.m = m, p.n = N, p.k = K, p.x = x, p.ldx = K, p.x_type = FloatType::bf16, p.ldw = K / 2, p.ldw_scales = K / 32;
-      p.out = out, p.ldo = N, p.out_type = FloatType::bf16;
+      p.m = m, p.n = N, p.k = K, p.x = x, p.ldx = K, p.x_type = act_type, p.ldw = K / 2, p.ldw_scales = K / 32;
+      p.out = out, p.ldo = N, p.out_type = act_type;
       p.w = wq, p.w_scales = ws;
       if (v.packed) p.w = wp, p.w_scales = nullptr, p.w_packed = true;
       CHECK_CUDA(v.launch(p, st));
@@ -423,7 +447,7 @@ int main(int argc, char** argv) {
       double worst = 0;
       for (int64_t i = 0; i < m * N; ++i) {
         const double bound = (std::max<int64_t>(128, K) + K / 32 + 2) * std::ldexp(1.0, -22) * hmag[i] + std::ldexp(1.0, -8) * std::fabs(href[i]) + 1e-30;
-        const double e = std::fabs(bf16_to_float(h[i]) - href[i]) / bound;
+        const double e = std::fabs(out_to_float(h[i]) - href[i]) / bound;
         worst = std::isnan(e) ? INFINITY : std::max(worst, e);  // a NaN output where the reference is finite fails
       }
       const double t = time_graph([&](int i) {
@@ -441,7 +465,7 @@ int main(int argc, char** argv) {
       } else {
         p.w_scales = ws_odd;
       }
-      reference_gemm<<<unsigned((m * N + 127) / 128), 128, 0, st>>>(x, false, wq, ws_odd, m, N, K, ref, mag);
+      reference_gemm<<<unsigned((m * N + 127) / 128), 128, 0, st>>>(x, f16, wq, ws_odd, m, N, K, ref, mag);
       std::vector<double> oref(m * N), omag(m * N);
       CHECK_CUDA(cudaMemcpy(oref.data(), ref, m * N * 8, cudaMemcpyDeviceToHost));
       CHECK_CUDA(cudaMemcpy(omag.data(), mag, m * N * 8, cudaMemcpyDeviceToHost));
@@ -449,9 +473,9 @@ int main(int argc, char** argv) {
       CHECK_CUDA(cudaMemcpy(h.data(), out, m * N * 2, cudaMemcpyDeviceToHost));
       double worst_odd = 0;
       for (int64_t i = 0; i < m * N; ++i) {
-        if (!std::isfinite(oref[i]) || std::fabs(oref[i]) > 1e38) continue;
+        if (!std::isfinite(oref[i]) || std::fabs(oref[i]) > (f16 ? 65504.0 : 1e38)) continue;  // past the output type's range
         const double bound = (std::max<int64_t>(128, K) + K / 32 + 2) * std::ldexp(1.0, -22) * omag[i] + std::ldexp(1.0, -8) * std::fabs(oref[i]) + 1e-38;
-        const double e = std::fabs(bf16_to_float(h[i]) - oref[i]) / bound;
+        const double e = std::fabs(out_to_float(h[i]) - oref[i]) / bound;
         worst_odd = std::isnan(e) ? INFINITY : std::max(worst_odd, e);
       }
       const double t_odd = time_graph([&](int) { CHECK_CUDA(v.launch(p, st)); }, 20, st);
