@@ -391,6 +391,16 @@ def test_cuda_layout_refused_on_cpu():
     assert out.shape == (3, 5, 32)
 
 
+def test_cuda_layout_k_limit():
+    # The layout's kernels index a tile's bytes in 32 bits: K/32 * 272 <= 2^31 - 1, checked for a hand-made blob too
+    # (meta tensors: the real kernels call the same check).
+    k = (2**31 - 1) // 272 * 32 + 32
+    blob = torch.empty(1, k // 32, 272, dtype=U8, device="meta")
+    with pytest.raises(RuntimeError, match=f"K = {k} is too large for the prepack_mxfp4_weight_cuda layout"):
+        ops.mxfp4_gemm_w4a16(torch.empty(1, k, dtype=torch.bfloat16, device="meta"), blob, None)
+    ops.mxfp4_gemm_w4a16(torch.empty(1, k - 32, dtype=torch.bfloat16, device="meta"), blob[:, :-1], None)
+
+
 @pytest.mark.parametrize("contiguous", [True, False])
 def test_opcheck_prepack_cuda(contiguous):
     w_q, w_s = weights(48, 224, 10)

@@ -106,6 +106,13 @@ DequantizeMxfp4Plan check_dequantize_mxfp4(const at::Tensor& q, const at::Tensor
 
 namespace {
 
+// The CUDA layout's kernels index a tile's bytes (272 per block of 32) in 32 bits.
+void check_cuda_layout_k(const char* op, const c10::SymInt& k) {
+  TORCH_SYM_CHECK((k / core::kMxfp4BlockSize * core::kMxfp4CudaTileBlockBytes).sym_le(int64_t(INT32_MAX)), op,
+                  ": K = ", sym_str(k), " is too large for the prepack_mxfp4_weight_cuda layout (at most ",
+                  int64_t(INT32_MAX) / core::kMxfp4CudaTileBlockBytes * core::kMxfp4BlockSize, ")");
+}
+
 // The weight of either GEMM: plain w_q [N, K/2] with w_scales [N, K/32], or a prepacked blob with w_scales None
 // (scales inside): [N, K/32, 17] from prepack_mxfp4_weight (the CPU kernels' layout) or [N/16, K/32, 272] from
 // prepack_mxfp4_weight_cuda (the CUDA kernels'). Returns N and sets the plan's layout flags.
@@ -129,6 +136,7 @@ c10::SymInt check_mxfp4_weight(const char* op, const c10::SymInt& k, const at::T
     TORCH_CHECK(!w_scales.has_value(), op,
                 ": w_scales must be None with a prepacked w_q (its scales are inside), got a tensor of shape ",
                 sizes_string(w_scales->sym_sizes()));
+    if (cuda_layout) check_cuda_layout_k(op, k);
     plan->w_prepacked = !cuda_layout;
     plan->w_cuda_packed = cuda_layout;
     return cuda_layout ? w_q.sym_size(0) * core::kMxfp4CudaTileColumns : w_q.sym_size(0);
@@ -231,10 +239,7 @@ std::vector<c10::SymInt> check_prepack_mxfp4_weight_cuda(const at::Tensor& w_q, 
   const c10::SymInt n = w_q.sym_size(0);
   TORCH_SYM_CHECK((n % core::kMxfp4CudaTileColumns).sym_eq(0), op,
                   ": N = w_q.size(0) must be a multiple of 16 (the layout's tiles of 16 columns), got ", sym_str(n));
-  // The kernels index a tile's bytes (272 per block of 32) in 32 bits.
-  TORCH_SYM_CHECK((k / core::kMxfp4BlockSize * core::kMxfp4CudaTileBlockBytes).sym_le(int64_t(INT32_MAX)), op,
-                  ": K = ", sym_str(k), " is too large for the layout (at most ",
-                  int64_t(INT32_MAX) / core::kMxfp4CudaTileBlockBytes * core::kMxfp4BlockSize, ")");
+  check_cuda_layout_k(op, k);
   return {n / core::kMxfp4CudaTileColumns, k / core::kMxfp4BlockSize, c10::SymInt(core::kMxfp4CudaTileBlockBytes)};
 }
 
