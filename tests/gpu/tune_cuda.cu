@@ -402,16 +402,6 @@ int main(int argc, char** argv) {
     using S = decltype(shape);
     return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wgmma<B, S>(p, splits, st); };
   };
-  // The library's choice of K split for this shape.
-  auto wg_auto = [](auto shape) {
-    using S = decltype(shape);
-    return [](const W4A16Problem& p, cudaStream_t st) {
-      DeviceInfo info;
-      const cudaError_t err = device_info(&info);
-      if (err != cudaSuccess) return err;
-      return launch_wgmma<B, S>(p, wgmma_splits(p, info), st);
-    };
-  };
   std::vector<Variant> wide_variants = {
       {"library", launch_w4a16_typed<B, B>},
       {"library packed", launch_w4a16_typed<B, B>, true},
@@ -421,14 +411,6 @@ int main(int argc, char** argv) {
       {"wgmma 192 p3 s4", wg(WgmmaShape<3, 3, 7, 6>{}, 4)},
       {"wgmma 192 p2 s1", wg(WgmmaShape<3, 2, 7, 6>{}, 1)},
       {"wgmma 128 p3 s2", wg(WgmmaShape<2, 3, 7, 8>{}, 2)},
-      {"wgmma swap", wg_auto(WgmmaShape<3, 3, 7, 6, true>{})},
-      {"wgmma swap packed", wg_auto(WgmmaShape<3, 3, 7, 6, true>{}), true},
-      {"wgmma swap144 p3 s3", wg(WgmmaShape<3, 3, 7, 6, true, 144>{}, 3)},
-      {"wgmma swap144 p3 s3 packed", wg(WgmmaShape<3, 3, 7, 6, true, 144>{}, 3), true},
-      {"wgmma swap144 p2 s3", wg(WgmmaShape<3, 2, 7, 6, true, 144>{}, 3)},
-      {"wgmma swap96 p2 s2", wg(WgmmaShape<3, 2, 7, 6, true, 96>{}, 2)},
-      {"wgmma swap96 p2 s2 packed", wg(WgmmaShape<3, 2, 7, 6, true, 96>{}, 2), true},
-      {"wgmma swap96 p3 s2", wg(WgmmaShape<3, 3, 7, 6, true, 96>{}, 2)},
       {"wide tm8 nw4 s1", wide(WideShape<8, 4>{}, 1)},
       {"wide tm8 nw4 s2", wide(WideShape<8, 4>{}, 2)},
   };

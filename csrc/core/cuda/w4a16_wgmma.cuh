@@ -58,78 +58,6 @@ __device__ __forceinline__ void wgmma_ss_m64n128(float (&d)[64], uint64_t desc_a
       : "memory");
 }
 
-// D (64 x N, float32) += A (64 x 16 bf16) * B (16 x N bf16), both K-major swizzled tiles in shared memory.
-template <int N>
-__device__ __forceinline__ void wgmma_ss_m64n(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b);
-template <>
-__device__ __forceinline__ void wgmma_ss_m64n<96>(float (&d)[48], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n96k16.f32.bf16.bf16 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47"
-      "}, %48, %49, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47])
-      : "l"(desc_a), "l"(desc_b)
-      : "memory");
-}
-template <>
-__device__ __forceinline__ void wgmma_ss_m64n<144>(float (&d)[72], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n144k16.f32.bf16.bf16 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
-      "%64, %65, %66, %67, %68, %69, %70, %71"
-      "}, %72, %73, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71])
-      : "l"(desc_a), "l"(desc_b)
-      : "memory");
-}
-template <>
-__device__ __forceinline__ void wgmma_ss_m64n<192>(float (&d)[96], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
-      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
-      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95"
-      "}, %96, %97, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
-        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
-        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
-      : "l"(desc_a), "l"(desc_b)
-      : "memory");
-}
-
 // ---- the kernel --------------------------------------------------------------------------------------------------
 // PWG warpgroups (the producers) copy the activations and codes of each 64-value K stage (cp.async), decode the
 // codes into a 128-byte swizzled bf16 tile in shared memory, and warpgroup 0 (the consumer) runs the stage's
@@ -147,15 +75,10 @@ __device__ __forceinline__ void wgmma_ss_m64n<192>(float (&d)[96], uint64_t desc
 // block whose codes are all zeros. Any other block (scale 0, 255, 139...) makes the whole block of the grid compute
 // its share again on the exact path: per 32-value block, float32 sums of exact products times the scale, as on the
 // CPU. Real weights never need it; it is correct, not fast.
-template <int MB_, int PWG_, int X_SLOTS_, int CODE_SLOTS_, bool SWAP_ = false, int BN_ = 64 * MB_>
+template <int MB_, int PWG_, int X_SLOTS_, int CODE_SLOTS_>
 struct WgmmaShape {
   // PWG producer warpgroups.
-  static constexpr int MB = MB_, BN = BN_, BT = 128, PRODUCERS = 128 * PWG_, THREADS = 128 + PRODUCERS;
-  // SWAP: the activations are the MMAs' A operand (two m64 halves of the 128 rows) and the decoded weights their B
-  // (n = BN), so the activations are read once per stage instead of MB times.
-  static constexpr bool SWAP = SWAP_;
-  static constexpr int ACC_SETS = SWAP ? 2 : MB, ACC_LEN = SWAP ? BN / 2 : 64;
-  static_assert(SWAP ? (BN == 96 || BN == 144 || BN == 192) : BN == 64 * MB, "the MMA shapes written out");
+  static constexpr int MB = MB_, BN = 64 * MB, BT = 128, PRODUCERS = 128 * PWG_, THREADS = 128 + PRODUCERS;
   // Three rings: activations (X_SLOTS; refilled for stage it + X_SLOTS - 2 once stage it - 2's MMAs are done),
   // decoded weights (3; written for stage it once stage it - 3's MMAs are done) and codes (CODE_SLOTS; refilled for
   // stage it + CODE_SLOTS - 1 once stage it - 1 is decoded: each thread decodes the codes it copies), so that the
@@ -168,8 +91,7 @@ struct WgmmaShape {
   // never share an address).
   static constexpr int CODE_RING = 0, A_RING = CODE_SLOTS * CODE_BYTES, X_RING = A_RING + A_SLOTS * A_BYTES;
   static constexpr int RINGS = X_RING + X_SLOTS * X_BYTES;
-  // floats; conflict-free for the D fragments (float2 stores where SWAP), rows 16-byte aligned
-  static constexpr int PART_PITCH = SWAP ? BN + 8 : BN + 4;
+  static constexpr int PART_PITCH = BN + 4;  // floats; conflict-free for the D fragments, rows 16-byte aligned
   static constexpr int PART_BYTES = BT * PART_PITCH * 4;
   static constexpr int PART = RINGS - PART_BYTES;  // byte offset, 16-byte aligned
   // + 1024: the swizzled tiles need 1024-byte alignment, which the dynamic shared memory does not promise.
@@ -186,7 +108,6 @@ struct WgmmaShape {
   static_assert((CONSUMER_REGS - LAUNCH_REGS) * 128 <= (LAUNCH_REGS - PRODUCER_REGS) * PRODUCERS,
                 "setmaxnreg: the producers free enough registers for the consumer");
   static_assert(X_SLOTS >= 3 && CODE_SLOTS >= 2 && SMEM <= 227 * 1024, "rings");
-  static_assert(A_RING % 1024 == 0 && X_RING % 1024 == 0, "the swizzled tiles' alignment");
   // The prologue runs CODE_SLOTS - 1 steps, which must also issue the first X_SLOTS - 2 activation stages (a shape
   // with fewer code slots, <3, 3, 7, 3>, left stages 0..2 unread: NaN and garbage in tune_cuda).
   static_assert(CODE_SLOTS - 1 >= X_SLOTS - 2, "the prologue issues the activations' lead");
@@ -275,11 +196,11 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
   const __nv_bfloat16* x = static_cast<const __nv_bfloat16*>(p.x);
   bool bad = false;
 
-  float acc[S::ACC_SETS][S::ACC_LEN];
+  float acc[MB][64];
 #pragma unroll
-  for (int mb = 0; mb < S::ACC_SETS; ++mb)
+  for (int mb = 0; mb < MB; ++mb)
 #pragma unroll
-    for (int i = 0; i < S::ACC_LEN; ++i) acc[mb][i] = 0.f;
+    for (int i = 0; i < 64; ++i) acc[mb][i] = 0.f;
 
   if (wg != 0) {
     // ---- producers ----
@@ -433,24 +354,16 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
       const uint64_t desc_b = swizzled_tile_descriptor(smem + S::X_RING + x_slot * S::X_BYTES);
       const uint64_t desc_a = swizzled_tile_descriptor(smem + S::A_RING + phase * S::A_BYTES);
 #pragma unroll
-      for (int mb = 0; mb < S::ACC_SETS; ++mb) keep_registers(acc[mb]);
+      for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
       wgmma_fence();
-      if constexpr (S::SWAP) {
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk)
+      for (int kk = 0; kk < 4; ++kk)
 #pragma unroll
-          for (int h = 0; h < 2; ++h) wgmma_ss_m64n<S::BN>(acc[h], desc_b + h * (8192 >> 4) + 2 * kk, desc_a + 2 * kk);
-      } else {
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk)
-#pragma unroll
-          for (int mb = 0; mb < MB; ++mb)
-            wgmma_ss_m64n128(acc[mb], desc_a + mb * (8192 >> 4) + 2 * kk, desc_b + 2 * kk);
-      }
+        for (int mb = 0; mb < MB; ++mb) wgmma_ss_m64n128(acc[mb], desc_a + mb * (8192 >> 4) + 2 * kk, desc_b + 2 * kk);
       wgmma_commit();
       wgmma_wait<1>();
 #pragma unroll
-      for (int mb = 0; mb < S::ACC_SETS; ++mb) keep_registers(acc[mb]);
+      for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
       // Stage it - 1's MMAs are done; the producers wait for that at their step it + 1, if there is one.
       if (it >= 1 && it + 1 < n_it) named_arrive(kEmpty + (phase + 2) % 3, S::THREADS);
       x_slot = x_slot + 1 == S::X_SLOTS ? 0 : x_slot + 1;
@@ -458,7 +371,7 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
     }
     wgmma_wait<0>();
 #pragma unroll
-    for (int mb = 0; mb < S::ACC_SETS; ++mb) keep_registers(acc[mb]);
+    for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
     // Every stage's activations have landed and been read (the producers waited for their copies before handing
     // each stage over, and no copy goes past the last stage), so the activation ring can take the partial sums (the
     // exact path below overwrites them where a block needs it). This is inside the branch so that the accumulators
@@ -467,29 +380,15 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
     float* part = reinterpret_cast<float*>(smem + S::PART);
     const int lane = tid & 31, g = lane >> 2, t = lane & 3, c0 = (tid >> 5) * 16 + g;
     const float total_scale = float(1u << kBf16ScaleOffset);
-    if constexpr (S::SWAP) {
-      // Swapped, warp w, lane (g, t) holds rows 16 w + g (+ 8) of each half and columns 8 j + 2 t (+ 1).
 #pragma unroll
-      for (int h = 0; h < 2; ++h)
+    for (int mb = 0; mb < MB; ++mb)
 #pragma unroll
-        for (int j = 0; j < S::ACC_LEN / 4; ++j)
+      for (int j = 0; j < 16; ++j)
 #pragma unroll
-          for (int e = 0; e < 4; e += 2) {
-            const int row = 64 * h + (tid >> 5) * 16 + g + (e >= 2 ? 8 : 0);
-            *reinterpret_cast<float2*>(part + row * S::PART_PITCH + 8 * j + 2 * t) =
-                make_float2(acc[h][4 * j + e] * total_scale, acc[h][4 * j + e + 1] * total_scale);
-          }
-    } else {
-#pragma unroll
-      for (int mb = 0; mb < MB; ++mb)
-#pragma unroll
-        for (int j = 0; j < 16; ++j)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            part[(8 * j + 2 * t + (e & 1)) * S::PART_PITCH + 64 * mb + c0 + (e >= 2 ? 8 : 0)] =
-                acc[mb][4 * j + e] * total_scale;
-          }
-    }
+        for (int e = 0; e < 4; ++e) {
+          part[(8 * j + 2 * t + (e & 1)) * S::PART_PITCH + 64 * mb + c0 + (e >= 2 ? 8 : 0)] =
+              acc[mb][4 * j + e] * total_scale;
+        }
   }
   bad = __syncthreads_or(bad) != 0;
   __syncthreads();  // (racecheck does not take the reduction above as a barrier for the partial sums)
