@@ -119,15 +119,18 @@ void check_w4a16(std::mt19937& rng) {
   std::uniform_int_distribution<int> byte(0, 255), scale(118, 130);
   std::normal_distribution<float> normal(0.f, 1.f);
   // Above 16 rows with bf16 activations on Hopper: the wgmma kernel, K split over a cluster where its tiles are few;
-  // the last shape has one scale outside the decode's window, so its tile takes the exact path.
-  const int64_t shapes[][2] = {{1, 72}, {5, 72}, {16, 72}, {40, 72}, {130, 72}, {130, 8448}, {200, 400}};
+  // the shape with n = 400 has one scale outside the decode's window, so its tile takes the exact path. {m, n, k, ldx}:
+  // K = 352 ends in a half stage (the tensor copy of the activations reads zeros past K), and rows ldx > K apart.
+  const int64_t shapes[][4] = {{1, 72, 320, 320},     {5, 72, 320, 320},    {16, 72, 320, 320},
+                               {40, 72, 320, 320},    {130, 72, 320, 320},  {130, 8448, 320, 320},
+                               {200, 400, 320, 320},  {40, 200, 352, 352},  {150, 72, 352, 376}};
   for (const auto& shape : shapes) {
-    const int64_t m = shape[0], n = shape[1], k = 320;
+    const int64_t m = shape[0], n = shape[1], k = shape[2], ldx = shape[3];
     std::vector<uint8_t> w(size_t(n * k / 2)), s(size_t(n * k / 32));
     for (auto& b : w) b = uint8_t(byte(rng));
     for (auto& b : s) b = uint8_t(scale(rng));
     if (n == 400) s[size_t(250 * k / 32 + 3)] = 150;
-    std::vector<float> xf(size_t(m * k));
+    std::vector<float> xf(size_t(m * ldx));
     for (auto& v : xf) v = normal(rng);
     const std::vector<uint16_t> x = as_type(xf, FloatType::bf16);
     std::vector<float> bias(static_cast<size_t>(n));
@@ -139,7 +142,7 @@ void check_w4a16(std::mt19937& rng) {
     float* dout = nullptr;
     CHECK_CUDA(cudaMalloc(reinterpret_cast<void**>(&dout), size_t(m * n) * sizeof(float)));
     cuda::W4A16Problem p;
-    p.m = m, p.n = n, p.k = k, p.x = dx, p.ldx = k, p.x_type = FloatType::bf16, p.w = dw, p.ldw = k / 2;
+    p.m = m, p.n = n, p.k = k, p.x = dx, p.ldx = ldx, p.x_type = FloatType::bf16, p.w = dw, p.ldw = k / 2;
     p.w_scales = ds, p.ldw_scales = k / 32, p.bias = db, p.out = dout, p.ldo = n, p.out_type = FloatType::f32;
     CHECK_CUDA(cuda::mxfp4_gemm_w4a16(p, nullptr));
     const std::vector<float> out = to_host(dout, size_t(m * n));
@@ -151,7 +154,7 @@ void check_w4a16(std::mt19937& rng) {
           const uint8_t byte_ = w[size_t(j * k / 2 + kk / 2)];
           const double wv = double(reference::e2m1_value(kk % 2 ? byte_ >> 4 : byte_ & 0xF)) *
                             double(reference::e8m0_value(s[size_t(j * k / 32 + kk / 32)]));
-          const double xv = double(bf16_to_f32(x[size_t(i * k + kk)]));
+          const double xv = double(bf16_to_f32(x[size_t(i * ldx + kk)]));
           ref += xv * wv;
           mag += std::fabs(xv * wv);
         }

@@ -717,9 +717,10 @@ inline int choose_splits(int64_t tiles, int64_t k_steps, int slots, bool cluster
 
 // Launches a tiled W4A16 kernel (column tiles of bn, row tiles of bm) with K split over `splits` blocks along z,
 // which form a cluster when there is more than one.
-template <typename Kernel>
+// The kernel's arguments are p, splits and then `extra`.
+template <typename Kernel, typename... Extra>
 cudaError_t launch_tiles(Kernel kernel, const W4A16Problem& p, int bn, int bm, int threads, int smem, int splits,
-                         cudaStream_t stream) {
+                         cudaStream_t stream, const Extra&... extra) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(unsigned((p.n + bn - 1) / bn), unsigned((p.m + bm - 1) / bm), unsigned(splits));
   cfg.blockDim = dim3(unsigned(threads));
@@ -732,7 +733,7 @@ cudaError_t launch_tiles(Kernel kernel, const W4A16Problem& p, int bn, int bm, i
   attr[0].val.clusterDim.z = unsigned(splits);
   cfg.attrs = attr;
   cfg.numAttrs = splits > 1 ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, kernel, p, splits);
+  return cudaLaunchKernelEx(&cfg, kernel, p, splits, extra...);
 }
 
 template <typename T, typename OutT, typename S, bool PACKED>

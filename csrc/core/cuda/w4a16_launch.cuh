@@ -12,8 +12,35 @@ namespace {
 // the partial sums).
 using WgmmaTile = WgmmaShape<3, 3, 7, 6>;
 
-// The kernel addresses a tile's activation rows by 32-bit byte offsets from its first row.
-inline bool wgmma_fits(const W4A16Problem& p) { return p.ldx * 2 * WgmmaTile::BT < (int64_t(1) << 31); }
+// The kernel copies the activations by a tensor map (32-bit coordinates, rows 16-byte aligned).
+inline bool wgmma_fits(const W4A16Problem& p) {
+  return p.m <= INT32_MAX && p.k <= INT32_MAX && p.ldx % 8 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
+}
+
+// The activations' tensor map for the wgmma kernel: [m][k] bfloat16 rows ldx apart, boxes of 64 values x BT
+// rows stored with the 128-byte swizzle of the MMAs' descriptors; rows past M and values past K read as zeros. The
+// driver's encoder is found once, through the runtime.
+template <typename S>
+cudaError_t activation_tensor_map(const W4A16Problem& p, CUtensorMap* map) {
+  static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      fn = nullptr;
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  if (encode == nullptr) return cudaErrorNotSupported;
+  const cuuint64_t dims[2] = {cuuint64_t(p.k), cuuint64_t(p.m)};
+  const cuuint64_t strides[1] = {cuuint64_t(p.ldx) * 2};
+  const cuuint32_t box[2] = {64, cuuint32_t(S::BT)}, element_strides[2] = {1, 1};
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(p.x), dims, strides, box,
+                            element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
 
 inline bool use_wgmma(const W4A16Problem& p, const DeviceInfo& info) {
   return kHaveWgmma && p.x_type == FloatType::bf16 && p.m > kW4A16SkinnyMaxM && info.major == 9 && info.minor == 0 &&
@@ -33,9 +60,12 @@ inline int wgmma_splits(const W4A16Problem& p, const DeviceInfo& info) {
 
 template <typename OutT, typename S, bool PACKED>
 cudaError_t launch_wgmma_layout(const W4A16Problem& p, int splits, cudaStream_t stream) {
-  const cudaError_t err = prepare_kernel<&w4a16_wgmma<OutT, S, PACKED>>(S::THREADS, S::SMEM);
+  cudaError_t err = prepare_kernel<&w4a16_wgmma<OutT, S, PACKED>>(S::THREADS, S::SMEM);
   if (err != cudaSuccess) return err;
-  return launch_tiles(w4a16_wgmma<OutT, S, PACKED>, p, S::BN, S::BT, S::THREADS, S::SMEM, splits, stream);
+  CUtensorMap x_map;
+  err = activation_tensor_map<S>(p, &x_map);
+  if (err != cudaSuccess) return err;
+  return launch_tiles(w4a16_wgmma<OutT, S, PACKED>, p, S::BN, S::BT, S::THREADS, S::SMEM, splits, stream, x_map);
 }
 
 template <typename OutT, typename S>

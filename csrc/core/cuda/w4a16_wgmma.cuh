@@ -1,6 +1,12 @@
 // The W4A16 kernel for M > 16 with bf16 activations on Hopper: warpgroup MMAs (wgmma, sm_90a) with both operands in
 // shared memory, fed by warpgroups that decode the codes into bf16 tiles (w4a16_wgmma below).
 #pragma once
+#include <cuda.h>  // CUtensorMap (the driver's encoder is looked up at run time: no link to libcuda)
+#include <cudaTypedefs.h>
+
+#include <climits>
+#include <cstdint>
+
 #include "cuda/w4a16_kernels.cuh"
 
 namespace mxkernels::core::cuda {
@@ -21,6 +27,38 @@ __device__ __forceinline__ void wgmma_wait() {
 }
 // Shared memory written by cp.async (the generic proxy) before the tensor cores read it (the async proxy).
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// ---- the activations' bulk tensor copies (TMA), each completing on its ring slot's mbarrier ----
+__device__ __forceinline__ uint32_t shared_address(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbarrier_init(uint64_t* bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(shared_address(bar)), "r"(count) : "memory");
+}
+// Makes initialized barriers visible to the copy engine (a block barrier follows before any use).
+__device__ __forceinline__ void fence_mbarrier_init() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(bar)), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nmbarrier_wait_again:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra mbarrier_wait_again;\n}\n" ::"r"(shared_address(bar)),
+      "r"(parity)
+      : "memory");
+}
+// Box (x, y) of a 2-D tensor map into shared memory; its bytes complete a transaction on `bar`.
+__device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, uint64_t* bar, int x, int y) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+          shared_address(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(shared_address(bar))
+      : "memory");
+}
 
 // Keeps registers that an in-flight wgmma reads or writes where they are until this point.
 template <int N>
@@ -59,10 +97,11 @@ __device__ __forceinline__ void wgmma_ss_m64n128(float (&d)[64], uint64_t desc_a
 }
 
 // ---- the kernel --------------------------------------------------------------------------------------------------
-// PWG warpgroups (the producers) copy the activations and codes of each 64-value K stage (cp.async), decode the
-// codes into a 128-byte swizzled bf16 tile in shared memory, and warpgroup 0 (the consumer) runs the stage's
-// m64n128k16 MMAs on the two tiles while the producers decode the next. Stages are handed over through named
-// barriers (full: decoded and landed; empty: the MMAs that read it are done), and setmaxnreg gives the consumer's
+// PWG warpgroups (the producers) copy the codes of each 64-value K stage (cp.async) and have its activations copied
+// (one bulk tensor copy, TMA), decode the codes into a 128-byte swizzled bf16 tile in shared memory, and warpgroup 0
+// (the consumer) runs the stage's m64n128k16 MMAs on the two tiles while the producers decode the next. Stages are
+// handed over through named barriers (full: decoded; empty: the MMAs that read it are done) and the activations
+// through an mbarrier per slot, and setmaxnreg gives the consumer's
 // accumulators the registers the producers do not need. (Decoding into the MMA's register operand instead, an earlier
 // kernel, made each warpgroup wait for its MMAs before decoding the next stage: ptxas serializes register-A wgmma
 // whose registers are rewritten while they run.) A block takes BN = 64 MB columns and 128 activation rows over a
@@ -94,11 +133,11 @@ struct WgmmaShape {
   static constexpr int PART_PITCH = BN + 4;  // floats; conflict-free for the D fragments, rows 16-byte aligned
   static constexpr int PART_BYTES = BT * PART_PITCH * 4;
   static constexpr int PART = RINGS - PART_BYTES;  // byte offset, 16-byte aligned
+  static constexpr int X_BARRIERS = RINGS;  // an mbarrier per activation slot
   // + 1024: the swizzled tiles need 1024-byte alignment, which the dynamic shared memory does not promise.
-  static constexpr int SMEM = RINGS + 1024;
-  // Per producer thread and stage, in rounds of PRODUCERS (the last one partial): 16-byte activation chunks and
-  // decode units (one 32-value block of codes, 16 bytes, which the thread also copies).
-  static constexpr int X_CHUNKS = (BT * 8 + PRODUCERS - 1) / PRODUCERS;
+  static constexpr int SMEM = RINGS + 8 * X_SLOTS + 1024;
+  // Per producer thread and stage, in rounds of PRODUCERS (the last one partial): decode units (one 32-value block of
+  // codes, 16 bytes, which the thread also copies).
   static constexpr int DECODE_UNITS = (BN * 2 + PRODUCERS - 1) / PRODUCERS;
   // Registers per thread after setmaxnreg (multiples of 8). The consumer's increase takes what the producers'
   // decrease frees from the block's allocation at launch (65536 / THREADS each, rounded down to 8), so it must not
@@ -180,7 +219,8 @@ __device__ __forceinline__ void store_out4(const W4A16Problem& p, int64_t i, con
 }
 
 template <typename OutT, typename S, bool PACKED>
-__global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int splits) {
+__global__ void __launch_bounds__(S::THREADS, 1)
+    w4a16_wgmma(W4A16Problem p, int splits, const __grid_constant__ CUtensorMap x_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int BT = S::BT, BN = S::BN, MB = S::MB;
   // Named barrier ids: full (stage it decoded and landed) and empty (stage it's MMAs done), each in turns of 3.
@@ -195,6 +235,12 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
   const int n_it = st_end - st_begin;
   const __nv_bfloat16* x = static_cast<const __nv_bfloat16*>(p.x);
   bool bad = false;
+  uint64_t* x_full = reinterpret_cast<uint64_t*>(smem + S::X_BARRIERS);  // a slot's activations have landed
+  if (tid == 0) {
+    for (int i = 0; i < S::X_SLOTS; ++i) mbarrier_init(x_full + i, 1);
+    fence_mbarrier_init();
+  }
+  __syncthreads();
 
   float acc[MB][64];
 #pragma unroll
@@ -206,18 +252,6 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
     // ---- producers ----
     setmaxnreg_dec<S::PRODUCER_REGS>();
     const int u = tid - 128;
-    // Activations: chunk c = u + PRODUCERS i is 16-byte piece c % 8 of row c / 8 (past M: row M-1, dropped at the
-    // end).
-    const int xc = u & 7;  // the same for every round, PRODUCERS being a multiple of 8
-    const uint8_t* x_tile = reinterpret_cast<const uint8_t*>(x + m0 * p.ldx + xc * 8);
-    uint32_t x_off[S::X_CHUNKS];
-    int x_dst[S::X_CHUNKS];
-#pragma unroll
-    for (int i = 0; i < S::X_CHUNKS; ++i) {
-      const int row = (u + S::PRODUCERS * i) >> 3;
-      x_off[i] = uint32_t(min(int64_t(row), p.m - 1 - m0) * p.ldx * 2);
-      x_dst[i] = row * 128 + ((xc ^ (row & 7)) << 4);
-    }
     // Codes: decode unit b = u + PRODUCERS i is block b % 2 of column b / 2 (past N: column N-1). Each thread copies
     // the blocks it decodes itself, so that waiting for its own copies is enough (no barrier among the producers),
     // and consecutive lanes store distinct 16-byte pieces of the swizzled rows.
@@ -254,15 +288,16 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
     };
     // Ring slots are tracked as running indices (no division per step): stage it's activations are in slot
     // x_slot, its codes in code_slot.
+    // A stage's activations (64 values of the tile's 128 rows) come by one bulk tensor copy, which the first producer
+    // thread issues, into the slot's swizzled tile; the consumer waits for them on the slot's mbarrier. (Copied by
+    // every producer thread, 16 bytes at a time, they took about 45 of the producers' 225 instructions a stage:
+    // M=128 18.67-18.71 us against 17.85-17.96 now, M=1024 86.3-87.4 against 74.4-74.6, tests/gpu/tune_cuda.cu on
+    // an H100.)
     auto issue_x = [&](int it, int slot_index) {
-      uint8_t* slot = smem + S::X_RING + slot_index * S::X_BYTES;
-      const int64_t k0 = int64_t(st_begin + it) * 64;
-      const bool x_ok = k0 + xc * 8 < p.k;
-#pragma unroll
-      for (int i = 0; i < S::X_CHUNKS; ++i) {
-        if ((BT * 8) % S::PRODUCERS == 0 || u + S::PRODUCERS * i < BT * 8) {
-          cp_async16(slot + x_dst[i], x_ok ? x_tile + x_off[i] + 2 * k0 : p.x, x_ok ? 16 : 0);
-        }
+      if (u == 0) {
+        mbarrier_arrive_expect_tx(x_full + slot_index, S::X_BYTES);
+        tma_load_2d(smem + S::X_RING + slot_index * S::X_BYTES, &x_map, x_full + slot_index, (st_begin + it) * 64,
+                    int(m0));
       }
     };
     auto issue_codes = [&](int it, int slot_index) {
@@ -349,8 +384,9 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
   } else {
     // ---- consumer ----
     setmaxnreg_inc<S::CONSUMER_REGS>();
-    for (int it = 0, x_slot = 0, phase = 0; it < n_it; ++it) {
+    for (int it = 0, x_slot = 0, x_parity = 0, phase = 0; it < n_it; ++it) {
       named_sync(kFull + phase, S::THREADS);
+      mbarrier_wait(x_full + x_slot, uint32_t(x_parity));
       const uint64_t desc_b = swizzled_tile_descriptor(smem + S::X_RING + x_slot * S::X_BYTES);
       const uint64_t desc_a = swizzled_tile_descriptor(smem + S::A_RING + phase * S::A_BYTES);
 #pragma unroll
@@ -366,14 +402,14 @@ __global__ void __launch_bounds__(S::THREADS, 1) w4a16_wgmma(W4A16Problem p, int
       for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
       // Stage it - 1's MMAs are done; the producers wait for that at their step it + 1, if there is one.
       if (it >= 1 && it + 1 < n_it) named_arrive(kEmpty + (phase + 2) % 3, S::THREADS);
-      x_slot = x_slot + 1 == S::X_SLOTS ? 0 : x_slot + 1;
+      if (++x_slot == S::X_SLOTS) x_slot = 0, x_parity ^= 1;
       phase = phase == 2 ? 0 : phase + 1;
     }
     wgmma_wait<0>();
 #pragma unroll
     for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
-    // Every stage's activations have landed and been read (the producers waited for their copies before handing
-    // each stage over, and no copy goes past the last stage), so the activation ring can take the partial sums (the
+    // Every stage's activations have landed and been read (the consumer waited for each stage's copy on its slot's
+    // mbarrier, and no copy goes past the last stage), so the activation ring can take the partial sums (the
     // exact path below overwrites them where a block needs it). This is inside the branch so that the accumulators
     // need not live where the producers' register limit applies. D fragments: warp w, lane (g, t) holds columns
     // 16 w + g (+ 8) of each 64, rows 8 j + 2 t (+ 1).
