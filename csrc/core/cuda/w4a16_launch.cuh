@@ -1,9 +1,6 @@
 // Which W4A16 kernel runs: the skinny one up to 16 rows; above, the wgmma kernel for bf16 activations where this
 // build has it and the device is an sm_90 (Hopper), else the wide mma.sync kernel.
 #pragma once
-#include <algorithm>
-#include <cstring>
-
 #include "cuda/w4a16_kernels.cuh"
 #include "cuda/w4a16_wgmma.cuh"
 
@@ -15,19 +12,16 @@ namespace {
 // the partial sums).
 using WgmmaTile = WgmmaShape<3, 3, 7, 6>;
 
-// The kernel copies the activations and codes by tensor maps (32-bit coordinates, rows 16-byte aligned).
+// The kernel copies the activations by a tensor map (32-bit coordinates, rows 16-byte aligned).
 inline bool wgmma_fits(const W4A16Problem& p) {
-  return p.m <= INT32_MAX && p.n <= INT32_MAX && p.k <= INT32_MAX && p.ldx % 8 == 0 &&
-         reinterpret_cast<uintptr_t>(p.x) % 16 == 0 && reinterpret_cast<uintptr_t>(p.w) % 16 == 0 &&
-         (p.w_packed || p.ldw % 16 == 0);
+  return p.m <= INT32_MAX && p.k <= INT32_MAX && p.ldx % 8 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
 }
 
-// A tiled tensor map (cuTensorMapEncodeTiled, the driver's encoder found once through the runtime): `rank`
-// dimensions of 1-byte or bfloat16 elements, dims[0] contiguous, strides in bytes for dims 1.., boxes of `box`;
-// elements outside the tensor read as zeros.
-inline cudaError_t tensor_map(CUtensorMap* map, CUtensorMapDataType type, int rank, const void* base,
-                              const cuuint64_t* dims, const cuuint64_t* strides, const cuuint32_t* box,
-                              CUtensorMapSwizzle swizzle, CUtensorMapL2promotion promotion) {
+// The activations' tensor map for the wgmma kernel: [m][k] bfloat16 rows ldx apart, boxes of 64 values x BT
+// rows stored with the 128-byte swizzle of the MMAs' descriptors; rows past M and values past K read as zeros. The
+// driver's encoder is found once, through the runtime.
+template <typename S>
+cudaError_t activation_tensor_map(const W4A16Problem& p, CUtensorMap* map) {
   static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
@@ -39,46 +33,13 @@ inline cudaError_t tensor_map(CUtensorMap* map, CUtensorMapDataType type, int ra
     return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
   }();
   if (encode == nullptr) return cudaErrorNotSupported;
-  const cuuint32_t element_strides[4] = {1, 1, 1, 1};
-  const CUresult r = encode(map, type, cuuint32_t(rank), const_cast<void*>(base), dims, strides, box, element_strides,
-                            CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, promotion, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const cuuint64_t dims[2] = {cuuint64_t(p.k), cuuint64_t(p.m)};
+  const cuuint64_t strides[1] = {cuuint64_t(p.ldx) * 2};
+  const cuuint32_t box[2] = {64, cuuint32_t(S::BT)}, element_strides[2] = {1, 1};
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(p.x), dims, strides, box,
+                            element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
-}
-
-// The wgmma kernel's tensor maps:
-// - x_map: the activations, [m][k] bfloat16 rows ldx apart, in boxes of 64 values x BT rows stored with the 128-byte
-//   swizzle of the MMAs' descriptors (rows past M and values past K zero);
-// - code_map: a stage's codes of BN columns, stored [BN][32 bytes]: plain rows [n][k/2] in boxes of 32 bytes x BN
-//   rows; packed (mxfp4_cuda_layout.h), [tiles][pairs][16][32 bytes] in boxes of one pair of BN / 16 tiles;
-// - lone_map (packed, nblk odd): the lone last block, [tiles][16][16 bytes] from the first tile's, stored [BN][16].
-template <typename S>
-cudaError_t wgmma_tensor_maps(const W4A16Problem& p, CUtensorMap* x_map, CUtensorMap* code_map,
-                              CUtensorMap* lone_map) {
-  const cuuint64_t x_dims[2] = {cuuint64_t(p.k), cuuint64_t(p.m)}, x_strides[1] = {cuuint64_t(p.ldx) * 2};
-  const cuuint32_t x_box[2] = {64, cuuint32_t(S::BT)};
-  cudaError_t err = tensor_map(x_map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, p.x, x_dims, x_strides, x_box,
-                               CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B);
-  if (err != cudaSuccess) return err;
-  std::memset(lone_map, 0, sizeof(CUtensorMap));
-  if (!p.w_packed) {
-    const cuuint64_t dims[2] = {cuuint64_t(p.k / 2), cuuint64_t(p.n)}, strides[1] = {cuuint64_t(p.ldw)};
-    const cuuint32_t box[2] = {32, cuuint32_t(S::BN)};
-    return tensor_map(code_map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, p.w, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_NONE,
-                      CU_TENSOR_MAP_L2_PROMOTION_L2_256B);
-  }
-  const int64_t nb = p.k / 32, tiles = p.n / kMxfp4CudaTileColumns, tile_bytes = nb * kMxfp4CudaTileBlockBytes;
-  const cuuint32_t tiles_per_box = cuuint32_t(S::BN / kMxfp4CudaTileColumns);
-  // With a single block (K = 32) there is no whole pair; the map is then never used, but must be valid.
-  const cuuint64_t dims[4] = {32, 16, cuuint64_t(std::max<int64_t>(nb / 2, 1)), cuuint64_t(tiles)};
-  const cuuint64_t strides[3] = {32, cuuint64_t(kMxfp4CudaPairCodeBytes), cuuint64_t(tile_bytes)};
-  const cuuint32_t box[4] = {32, 16, 1, tiles_per_box};
-  err = tensor_map(code_map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 4, p.w, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_NONE,
-                   CU_TENSOR_MAP_L2_PROMOTION_L2_256B);
-  if (err != cudaSuccess || nb % 2 == 0) return err;
-  const cuuint64_t lone_dims[3] = {16, 16, cuuint64_t(tiles)}, lone_strides[2] = {16, cuuint64_t(tile_bytes)};
-  const cuuint32_t lone_box[3] = {16, 16, tiles_per_box};
-  return tensor_map(lone_map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 3, p.w + nb / 2 * kMxfp4CudaPairCodeBytes, lone_dims,
-                    lone_strides, lone_box, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B);
 }
 
 inline bool use_wgmma(const W4A16Problem& p, const DeviceInfo& info) {
@@ -101,11 +62,10 @@ template <typename OutT, typename S, bool PACKED>
 cudaError_t launch_wgmma_layout(const W4A16Problem& p, int splits, cudaStream_t stream) {
   cudaError_t err = prepare_kernel<&w4a16_wgmma<OutT, S, PACKED>>(S::THREADS, S::SMEM);
   if (err != cudaSuccess) return err;
-  CUtensorMap x_map, code_map, lone_map;
-  err = wgmma_tensor_maps<S>(p, &x_map, &code_map, &lone_map);
+  CUtensorMap x_map;
+  err = activation_tensor_map<S>(p, &x_map);
   if (err != cudaSuccess) return err;
-  return launch_tiles(w4a16_wgmma<OutT, S, PACKED>, p, S::BN, S::BT, S::THREADS, S::SMEM, splits, stream, x_map,
-                      code_map, lone_map);
+  return launch_tiles(w4a16_wgmma<OutT, S, PACKED>, p, S::BN, S::BT, S::THREADS, S::SMEM, splits, stream, x_map);
 }
 
 template <typename OutT, typename S>

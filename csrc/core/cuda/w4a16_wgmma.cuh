@@ -51,28 +51,12 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
       "r"(parity)
       : "memory");
 }
-// The box at coordinates (x, y[, z[, w]]) of a 2- to 4-D tensor map into shared memory; its bytes complete a
-// transaction on `bar`.
+// Box (x, y) of a 2-D tensor map into shared memory; its bytes complete a transaction on `bar`.
 __device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, uint64_t* bar, int x, int y) {
   asm volatile(
       "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
           shared_address(dst)),
       "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(shared_address(bar))
-      : "memory");
-}
-__device__ __forceinline__ void tma_load_3d(void* dst, const CUtensorMap* map, uint64_t* bar, int x, int y, int z) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::
-          "r"(shared_address(dst)),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(z), "r"(shared_address(bar))
-      : "memory");
-}
-__device__ __forceinline__ void tma_load_4d(void* dst, const CUtensorMap* map, uint64_t* bar, int x, int y, int z,
-                                            int w) {
-  asm volatile(
-      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], "
-      "[%6];\n" ::"r"(shared_address(dst)),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(z), "r"(w), "r"(shared_address(bar))
       : "memory");
 }
 
@@ -136,9 +120,10 @@ struct WgmmaShape {
   static constexpr int MB = MB_, BN = 64 * MB, BT = 128, PRODUCERS = 128 * PWG_, THREADS = 128 + PRODUCERS;
   // Three rings: activations (X_SLOTS; refilled for stage it + X_SLOTS - 2 once stage it - 2's MMAs are done),
   // decoded weights (3; written for stage it once stage it - 3's MMAs are done) and codes (CODE_SLOTS; refilled for
-  // stage it + CODE_SLOTS - 1 once every producer has decoded stage it - 1), so that the loads from memory are issued
-  // several stages ahead while the decoded tiles take little room.
+  // stage it + CODE_SLOTS - 1 once stage it - 1 is decoded: each thread decodes the codes it copies), so that the
+  // loads from memory are issued several stages ahead while the decoded tiles take little room.
   static constexpr int X_SLOTS = X_SLOTS_, A_SLOTS = 3, CODE_SLOTS = CODE_SLOTS_;
+  static constexpr int LEAD = (X_SLOTS - 2 < CODE_SLOTS - 1) ? X_SLOTS - 2 : CODE_SLOTS - 1;  // stages
   static constexpr int X_BYTES = BT * 128, A_BYTES = BN * 128, CODE_BYTES = BN * 32;  // multiples of 1024
   // Layout: codes, decoded tiles, activations; the partial sums at the end take only activation slots, which no
   // thread writes after its last stage has landed (so the producers' decode stores and the consumer's partial sums
@@ -148,12 +133,11 @@ struct WgmmaShape {
   static constexpr int PART_PITCH = BN + 4;  // floats; conflict-free for the D fragments, rows 16-byte aligned
   static constexpr int PART_BYTES = BT * PART_PITCH * 4;
   static constexpr int PART = RINGS - PART_BYTES;  // byte offset, 16-byte aligned
-  // An mbarrier per activation slot and per code slot.
-  static constexpr int X_BARRIERS = RINGS, CODE_BARRIERS = X_BARRIERS + 8 * X_SLOTS;
+  static constexpr int X_BARRIERS = RINGS;  // an mbarrier per activation slot
   // + 1024: the swizzled tiles need 1024-byte alignment, which the dynamic shared memory does not promise.
-  static constexpr int SMEM = CODE_BARRIERS + 8 * CODE_SLOTS + 1024;
+  static constexpr int SMEM = RINGS + 8 * X_SLOTS + 1024;
   // Per producer thread and stage, in rounds of PRODUCERS (the last one partial): decode units (one 32-value block of
-  // codes, 16 bytes).
+  // codes, 16 bytes, which the thread also copies).
   static constexpr int DECODE_UNITS = (BN * 2 + PRODUCERS - 1) / PRODUCERS;
   // Registers per thread after setmaxnreg (multiples of 8). The consumer's increase takes what the producers'
   // decrease frees from the block's allocation at launch (65536 / THREADS each, rounded down to 8), so it must not
@@ -236,12 +220,11 @@ __device__ __forceinline__ void store_out4(const W4A16Problem& p, int64_t i, con
 
 template <typename OutT, typename S, bool PACKED>
 __global__ void __launch_bounds__(S::THREADS, 1)
-    w4a16_wgmma(W4A16Problem p, int splits, const __grid_constant__ CUtensorMap x_map,
-                const __grid_constant__ CUtensorMap code_map, const __grid_constant__ CUtensorMap lone_map) {
+    w4a16_wgmma(W4A16Problem p, int splits, const __grid_constant__ CUtensorMap x_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int BT = S::BT, BN = S::BN, MB = S::MB;
-  // Named barrier ids: full (stage it decoded) and empty (stage it's MMAs done), each in turns of 3; the producers'.
-  constexpr int kFull = 1, kEmpty = 4, kProducers = 7;
+  // Named barrier ids: full (stage it decoded and landed) and empty (stage it's MMAs done), each in turns of 3.
+  constexpr int kFull = 1, kEmpty = 4;
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024 - (static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) & 1023)) & 1023);
   const int tid = threadIdx.x;
@@ -252,12 +235,9 @@ __global__ void __launch_bounds__(S::THREADS, 1)
   const int n_it = st_end - st_begin;
   const __nv_bfloat16* x = static_cast<const __nv_bfloat16*>(p.x);
   bool bad = false;
-  // A slot's activations, or codes, have landed.
-  uint64_t* x_full = reinterpret_cast<uint64_t*>(smem + S::X_BARRIERS);
-  uint64_t* code_full = reinterpret_cast<uint64_t*>(smem + S::CODE_BARRIERS);
+  uint64_t* x_full = reinterpret_cast<uint64_t*>(smem + S::X_BARRIERS);  // a slot's activations have landed
   if (tid == 0) {
     for (int i = 0; i < S::X_SLOTS; ++i) mbarrier_init(x_full + i, 1);
-    for (int i = 0; i < S::CODE_SLOTS; ++i) mbarrier_init(code_full + i, 1);
     fence_mbarrier_init();
   }
   __syncthreads();
@@ -272,34 +252,39 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // ---- producers ----
     setmaxnreg_dec<S::PRODUCER_REGS>();
     const int u = tid - 128;
-    // Codes: decode unit b = u + PRODUCERS i is block b % 2 of column b / 2. A stage's codes come by one bulk tensor
-    // copy (code_map) into its slot as [BN columns][32 bytes], zeros past N and K, which the first producer thread
-    // issues once every producer has decoded the stage before in that slot; the producers wait for it on the slot's
-    // mbarrier. (Copied by each thread for the units it decodes, cp.async, M=128 took ... us against ... now.)
-    // With packed weights (mxfp4_cuda_layout.h) stage st is pair st of each tile: 512 code bytes (16 columns x 32)
-    // and 32 scale bytes further than stage st - 1. The lone last block (nblk odd, stage lone_st) has rows of 16 code
-    // bytes and 1 scale byte: it comes by its own tensor map (lone_map) as [BN][16], and a unit's scale lies row bytes
-    // nearer (lone_fix = row); the units of the missing second block read the first's codes, which meet zero
-    // activations (past K).
+    // Codes: decode unit b = u + PRODUCERS i is block b % 2 of column b / 2 (past N: column N-1). Each thread copies
+    // the blocks it decodes itself, so that waiting for its own copies is enough (no barrier among the producers),
+    // and consecutive lanes store distinct 16-byte pieces of the swizzled rows.
+    // With packed weights (mxfp4_cuda_layout.h) stage st is pair st of a tile: 512 code bytes and 32 scale bytes
+    // further than stage st - 1. The lone last block (nblk odd, stage lone_st) has rows of 16 code bytes and 1 scale
+    // byte instead of 32 and 2, so its unit (the pair's first block) lies 16 * row and row bytes nearer (lone_fix =
+    // row): a correction in one stage, not a branch in every stage (with a branch to the exact offsets the producers
+    // ran 259 instructions a stage, against 221 on plain weights; 225 now).
     constexpr int kUnits = BN * 2;
-    const uint8_t* s_col[S::DECODE_UNITS];  // the scale of unit i in stage 0 (past N: column N-1's)
+    const uint8_t* w_unit[S::DECODE_UNITS];
+    const uint8_t* s_col[S::DECODE_UNITS];
     int lone_fix[S::DECODE_UNITS];
-    const int lone_st = PACKED && nblk % 2 ? nblk / 2 : -1;
+    const int lone_st = nblk % 2 ? nblk / 2 : -1;
 #pragma unroll
     for (int i = 0; i < S::DECODE_UNITS; ++i) {
       const int b = min(u + S::PRODUCERS * i, kUnits - 1);
       const int64_t col = min(n0 + (b >> 1), p.n - 1);
       if constexpr (PACKED) {
-        s_col[i] = first_span_block<true>(p, col, b & 1, nblk).scale;
+        const SpanBlock first = first_span_block<true>(p, col, b & 1, nblk);
+        w_unit[i] = first.code, s_col[i] = first.scale;
         lone_fix[i] = int(col % kMxfp4CudaTileColumns);
       } else {
+        w_unit[i] = p.w + col * p.ldw + (b & 1) * 16;
         s_col[i] = p.w_scales + col * p.ldw_scales + (b & 1);
         lone_fix[i] = 0;
       }
     }
-    auto unit_scale = [&](int i, int st) -> const uint8_t* {
-      if constexpr (!PACKED) return s_col[i] + 2 * st;
-      return s_col[i] + (st * int(kMxfp4CudaPairScaleBytes) - (st == lone_st ? lone_fix[i] : 0));
+    // The codes and the scale of unit i in stage st (block 2 st + b % 2 < nblk).
+    auto unit_block = [&](int i, int st) -> SpanBlock {
+      if constexpr (!PACKED) return {w_unit[i] + st * 32, s_col[i] + 2 * st};
+      const int fix = st == lone_st ? lone_fix[i] : 0;
+      return {w_unit[i] + (st * int(kMxfp4CudaPairCodeBytes) - 16 * fix),
+              s_col[i] + (st * int(kMxfp4CudaPairScaleBytes) - fix)};
     };
     // Ring slots are tracked as running indices (no division per step): stage it's activations are in slot
     // x_slot, its codes in code_slot.
@@ -309,35 +294,31 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // M=128 18.67-18.71 us against 17.85-17.96 now, M=1024 86.3-87.4 against 74.4-74.6, tests/gpu/tune_cuda.cu on
     // an H100.)
     auto issue_x = [&](int it, int slot_index) {
-      mbarrier_arrive_expect_tx(x_full + slot_index, S::X_BYTES);
-      tma_load_2d(smem + S::X_RING + slot_index * S::X_BYTES, &x_map, x_full + slot_index, (st_begin + it) * 64,
-                  int(m0));
+      if (u == 0) {
+        mbarrier_arrive_expect_tx(x_full + slot_index, S::X_BYTES);
+        tma_load_2d(smem + S::X_RING + slot_index * S::X_BYTES, &x_map, x_full + slot_index, (st_begin + it) * 64,
+                    int(m0));
+      }
     };
     auto issue_codes = [&](int it, int slot_index) {
       uint8_t* slot = smem + S::CODE_RING + slot_index * S::CODE_BYTES;
-      uint64_t* bar = code_full + slot_index;
-      const int st = st_begin + it;
-      if constexpr (PACKED) {
-        const int tile = int(n0 / kMxfp4CudaTileColumns);
-        if (st == lone_st) {
-          mbarrier_arrive_expect_tx(bar, BN * 16);
-          tma_load_3d(slot, &lone_map, bar, 0, 0, tile);
-        } else {
-          mbarrier_arrive_expect_tx(bar, S::CODE_BYTES);
-          tma_load_4d(slot, &code_map, bar, 0, 0, st, tile);
+      const int64_t k0 = int64_t(st_begin + it) * 64;
+#pragma unroll
+      for (int i = 0; i < S::DECODE_UNITS; ++i) {
+        const int b = u + S::PRODUCERS * i;
+        if (kUnits % S::PRODUCERS == 0 || b < kUnits) {
+          const bool ok = k0 + (b & 1) * 32 < p.k;
+          cp_async16(slot + b * 16, ok ? unit_block(i, st_begin + it).code : p.w, ok ? 16 : 0);
         }
-      } else {
-        mbarrier_arrive_expect_tx(bar, S::CODE_BYTES);
-        tma_load_2d(slot, &code_map, bar, st * 32, int(n0));
       }
     };
     // Virtual step v issues the activations of stage v + X_SLOTS - 2 (into slot xs) and the codes of stage
-    // v + CODE_SLOTS - 1 (slot cs); steps -(CODE_SLOTS - 1) .. -1 are the prologue.
+    // v + CODE_SLOTS - 1 (slot cs), as one cp.async group; steps -(CODE_SLOTS - 1) .. -1 are the prologue.
     auto issue_step = [&](int v, int xs, int cs) {
-      if (u != 0) return;
       const int xi = v + S::X_SLOTS - 2, ci = v + S::CODE_SLOTS - 1;
       if (xi >= 0 && xi < n_it) issue_x(xi, xs);
       if (ci >= 0 && ci < n_it) issue_codes(ci, cs);
+      cp_async_commit();
     };
     // Scales two stages ahead, in three register sets used in turn (the loop is unrolled by three, so that no
     // register copy waits for a load in flight); past K 127.
@@ -347,25 +328,24 @@ __global__ void __launch_bounds__(S::THREADS, 1)
 #pragma unroll
       for (int i = 0; i < S::DECODE_UNITS; ++i) {
         const int blk = b0 + ((u + S::PRODUCERS * i) & 1);
-        dst[i] = it < n_it && blk < nblk ? uint32_t(__ldg(unit_scale(i, st_begin + it))) : 127u;
+        dst[i] = it < n_it && blk < nblk ? uint32_t(__ldg(unit_block(i, st_begin + it).scale)) : 127u;
       }
     };
     // Stage it: decode it with scales `cur`, hand it over, then (once stage it - 2's MMAs are done) issue virtual step
     // it's copies; the scales of stage it + 2 go to `ahead`.
     // `phase` = it % 3: the decoded slot and the barriers' turn.
-    int x_slot = 0, code_slot = 0, code_parity = 0;
+    int x_slot = 0, code_slot = 0;
     auto step = [&](int it, auto phase, const uint32_t (&cur)[S::DECODE_UNITS], uint32_t (&ahead)[S::DECODE_UNITS]) {
       constexpr int kPhase = decltype(phase)::value;
       load_scales(it + 2, ahead);
-      mbarrier_wait(code_full + code_slot, uint32_t(code_parity));
+      cp_async_wait<S::LEAD - 1>();  // this thread's copies of stage it have landed
       const uint8_t* codes = smem + S::CODE_RING + code_slot * S::CODE_BYTES;
-      const bool lone = st_begin + it == lone_st;
       uint8_t* a_tile = smem + S::A_RING + kPhase * S::A_BYTES;
 #pragma unroll
       for (int i = 0; i < S::DECODE_UNITS; ++i) {
         const int b = u + S::PRODUCERS * i, col = b >> 1, blk = b & 1;
         if (kUnits % S::PRODUCERS != 0 && b >= kUnits) continue;
-        const uint4 v = *reinterpret_cast<const uint4*>(codes + (lone ? col : b) * 16);
+        const uint4 v = *reinterpret_cast<const uint4*>(codes + b * 16);
         const uint32_t sv = cur[i];
         const bool in_window = sv - 77u <= 61u;
         bad |= !in_window && (((v.x | v.y | v.z | v.w) & 0x77777777u) != 0 || sv == 0xFFu);
@@ -383,18 +363,12 @@ __global__ void __launch_bounds__(S::THREADS, 1)
       fence_proxy_async();
       named_arrive(kFull + kPhase, S::THREADS);
       // Stage it - 2's MMAs are done: its activation slot is refilled now and its decoded slot takes stage it + 1.
-      // Every producer is past stage it - 1's decode then (at step 1, after a barrier of the producers alone), so its
-      // code slot is refilled too.
-      if (it >= 2) {
-        named_sync(kEmpty + (kPhase + 1) % 3, S::THREADS);
-      } else if (it == 1) {
-        named_sync(kProducers, S::PRODUCERS);
-      }
+      if (it >= 2) named_sync(kEmpty + (kPhase + 1) % 3, S::THREADS);
       // Stage it + X_SLOTS - 2 goes where stage it - 2 was, the codes of stage it + CODE_SLOTS - 1 where stage it - 1's.
       issue_step(it, x_slot >= 2 ? x_slot - 2 : x_slot + S::X_SLOTS - 2,
                  code_slot >= 1 ? code_slot - 1 : S::CODE_SLOTS - 1);
       x_slot = x_slot + 1 == S::X_SLOTS ? 0 : x_slot + 1;
-      if (++code_slot == S::CODE_SLOTS) code_slot = 0, code_parity ^= 1;
+      code_slot = code_slot + 1 == S::CODE_SLOTS ? 0 : code_slot + 1;
     };
     for (int v = -(S::CODE_SLOTS - 1); v < 0; ++v) {
       issue_step(v, (v + S::X_SLOTS - 2 + S::X_SLOTS) % S::X_SLOTS, v + S::CODE_SLOTS - 1);
@@ -406,6 +380,7 @@ __global__ void __launch_bounds__(S::THREADS, 1)
       if (it + 1 < n_it) step(it + 1, std::integral_constant<int, 1>{}, sc1, sc0);
       if (it + 2 < n_it) step(it + 2, std::integral_constant<int, 2>{}, sc2, sc1);
     }
+    cp_async_wait<0>();
   } else {
     // ---- consumer ----
     setmaxnreg_inc<S::CONSUMER_REGS>();
