@@ -133,12 +133,6 @@ struct WgmmaShape {
   static constexpr int PART_PITCH = BN + 4;  // floats; conflict-free for the D fragments, rows 16-byte aligned
   static constexpr int PART_BYTES = BT * PART_PITCH * 4;
   static constexpr int PART = RINGS - PART_BYTES;  // byte offset, 16-byte aligned
-  // The rows a block receives from the others of a cluster of up to 4 (at most 3 x 32 of 128, or 1 x 64 of 2), in the
-  // code and decode rings.
-  static constexpr int RECEIVED = 0;
-  static_assert((BT / 2) * PART_PITCH * 4 <= X_RING && 3 * (BT / 4) * PART_PITCH * 4 <= X_RING &&
-                    2 * ((BT + 2) / 3) * PART_PITCH * 4 <= X_RING,
-                "the received rows fit the code and decode rings");
   static constexpr int X_BARRIERS = RINGS;  // an mbarrier per activation slot
   // + 1024: the swizzled tiles need 1024-byte alignment, which the dynamic shared memory does not promise.
   static constexpr int SMEM = RINGS + 8 * X_SLOTS + 1024;
@@ -477,43 +471,22 @@ __global__ void __launch_bounds__(S::THREADS, 1)
   __syncthreads();
 
   // Sum the cluster's partial sums in rank order; block `rank` stores rows rank, rank + splits, ... A thread keeps
-  // one group of 4 columns and takes every kRowsPerRound-th row, so that its column checks, bias and addresses are
-  // worked out once, a row's accesses are contiguous (as distributed shared memory wants them) and its stores are 8
-  // (bf16) or 16 bytes (float32). (Against two columns per thread and item, recomputed for each, this took an H200
-  // from 46.1 to 45.1 us at M=384 and from 90.6 to 88.8 us at M=1024, tests/gpu/tune_cuda.cu.)
-  // Split, each block pushes the rows it does not own into their owners' shared memory (the code and decode rings,
-  // free once every block of the cluster is past its stages: the first cluster barrier), and each owner adds the
-  // sums it received to its own after the second. (Pulling the other blocks' rows with loads from distributed
-  // shared memory waited on each load's round trip: M=128 17.9 us against ... now on an H100.)
+  // one group of 4 columns and takes every kRowsPerRound-th of the block's rows, so that its column checks, bias and
+  // addresses are worked out once, a row's loads are contiguous (as distributed shared memory wants them) and its
+  // stores are 8 (bf16) or 16 bytes (float32). (Against two columns per thread and item, recomputed for each, this
+  // took an H200 from 46.1 to 45.1 us at M=384 and from 90.6 to 88.8 us at M=1024, tests/gpu/tune_cuda.cu.)
   const int rank = splits > 1 ? int(blockIdx.z) : 0;
   constexpr int kGroups = BN / 4, kRowsPerRound = S::THREADS / kGroups;
-  const int rows = int(min(int64_t(BT), p.m - m0));
-  const int my_rows = rows > rank ? (rows - rank + splits - 1) / splits : 0;
-  // Received rows: the source's slot (the other ranks in order) of `slot_rows`, then the owner's row index r / splits.
-  float* received = reinterpret_cast<float*>(smem + S::RECEIVED);
-  const int slot_rows = (BT + splits - 1) / splits;
-  auto received_row = [&](int source, int owner, int rr) {
-    return ((source - (source > owner)) * slot_rows + rr) * S::PART_PITCH;
-  };
   namespace cg = cooperative_groups;
+  const float* ranks[4] = {part, part, part, part};
   if (splits > 1) {
     cg::cluster_group cluster = cg::this_cluster();
     cluster.sync();
-    if (tid < kRowsPerRound * kGroups) {
-      const int group = tid % kGroups;
-      float* owners[4];
 #pragma unroll
-      for (int q = 0; q < 4; ++q) owners[q] = cluster.map_shared_rank(received, q < splits ? q : 0);
-#pragma unroll 4
-      for (int r = tid / kGroups; r < rows; r += kRowsPerRound) {
-        const int owner = r % splits;
-        if (owner == rank) continue;
-        const float4 v = *reinterpret_cast<const float4*>(part + r * S::PART_PITCH + 4 * group);
-        *reinterpret_cast<float4*>(owners[owner] + received_row(rank, owner, r / splits) + 4 * group) = v;
-      }
-    }
-    cluster.sync();
+    for (int q = 0; q < 4; ++q) ranks[q] = cluster.map_shared_rank(part, q < splits ? q : 0);
   }
+  const int rows = int(min(int64_t(BT), p.m - m0));
+  const int my_rows = rows > rank ? (rows - rank + splits - 1) / splits : 0;
   if (tid < kRowsPerRound * kGroups) {
     const int group = tid % kGroups, first = tid / kGroups;
     const int64_t col = n0 + 4 * group;
@@ -525,24 +498,20 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     const bool whole = col + 4 <= p.n && reinterpret_cast<uintptr_t>(p.out) % 16 == 0 && p.ldo % 4 == 0;
 #pragma unroll 2
     for (int rr = first; rr < my_rows; rr += kRowsPerRound) {
-      const int r = rank + splits * rr;
-      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+      const int r = rank + splits * rr, off = r * S::PART_PITCH + 4 * group;
+      float4 v = *reinterpret_cast<const float4*>(ranks[0] + off);
 #pragma unroll
-      for (int q = 0; q < 4; ++q) {
+      for (int q = 1; q < 4; ++q) {
         if (q < splits) {
-          const float* src = q == rank ? part + r * S::PART_PITCH : received + received_row(q, rank, rr);
-          const float4 o = *reinterpret_cast<const float4*>(src + 4 * group);
-          if (q == 0) {
-            v = o;
-          } else {
-            v.x += o.x, v.y += o.y, v.z += o.z, v.w += o.w;
-          }
+          const float4 o = *reinterpret_cast<const float4*>(ranks[q] + off);
+          v.x += o.x, v.y += o.y, v.z += o.z, v.w += o.w;
         }
       }
       const float out4[4] = {v.x + bias[0], v.y + bias[1], v.z + bias[2], v.w + bias[3]};
       store_out4<OutT>(p, (m0 + r) * p.ldo + col, out4, whole, int(min(int64_t(4), p.n - col)));
     }
   }
+  if (splits > 1) cg::this_cluster().sync();  // the others' partial sums stay in place until every block has read them
 #else
   __trap();  // launched only where the sm_90a code was built (kHaveWgmma) and the device is compute capability 9.0
 #endif
