@@ -227,6 +227,11 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("%s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
+  for (int size = 2; size <= 4; ++size) {
+    int fit = 0;
+    CHECK_CUDA(wgmma_cluster_fit(size, &fit));
+    std::printf("wgmma kernel: %d clusters of %d run at once\n", fit, size);
+  }
   cudaStream_t st;
   CHECK_CUDA(cudaStreamCreate(&st));
 

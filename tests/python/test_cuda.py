@@ -253,10 +253,13 @@ def test_w4a16_skinny_rows_too_long_for_shared_memory(m):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("m,n,k", [(40, 100, 1024), (17, 2880, 2880), (300, 130, 4096), (64, 64, 160)])
+@pytest.mark.parametrize(
+    "m,n,k", [(40, 100, 1024), (17, 2880, 2880), (300, 130, 4096), (64, 64, 160), (128, 8064, 320)]
+)
 def test_w4a16_split_over_a_cluster(m, n, k, dtype):
     # Few tiles: the kernel (wgmma for bf16 on Hopper, else wide) splits K over a cluster of blocks whose partial
-    # sums meet in distributed shared memory.
+    # sums meet in distributed shared memory. (128, 8064): 42 wgmma tiles, split over 2 where 42 clusters of 3 do
+    # not all fit at once (the H100).
     q, s = random_weight(n, k, m + k)
     x = torch.randn(m, k, generator=gen(m)).to(dtype).cuda()
     out = ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda())

@@ -47,15 +47,54 @@ inline bool use_wgmma(const W4A16Problem& p, const DeviceInfo& info) {
          wgmma_fits(p);
 }
 
+// How many clusters of `size` (2 to 4) wgmma blocks the device runs at once (cudaOccupancyMaxActiveClusters). A
+// cluster's blocks share a GPC, so fewer clusters of 3 fit than the SM count suggests: on the H100, N=8064 at M=128
+// split over 3 (42 clusters) took two waves, 36.1 us (tests/gpu/tune_cuda.cu).
+inline cudaError_t wgmma_cluster_fit(int size, int* clusters) {
+  constexpr int kMaxDevices = 64;
+  static int fit[kMaxDevices][5] = {};
+  int dev = 0;
+  cudaError_t err = cudaGetDevice(&dev);
+  if (err != cudaSuccess) return err;
+  if (dev < 0 || dev >= kMaxDevices || size < 2 || size > 4) return cudaErrorInvalidValue;
+  if (fit[dev][size] == 0) {
+    constexpr auto kKernel = &w4a16_wgmma<__nv_bfloat16, WgmmaTile, false>;
+    err = prepare_kernel<kKernel>(WgmmaTile::THREADS, WgmmaTile::SMEM);
+    if (err != cudaSuccess) return err;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(1, 1, unsigned(size));
+    cfg.blockDim = dim3(WgmmaTile::THREADS);
+    cfg.dynamicSmemBytes = size_t(WgmmaTile::SMEM);
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 1;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = unsigned(size);
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    int n = 0;
+    err = cudaOccupancyMaxActiveClusters(&n, kKernel, &cfg);
+    if (err != cudaSuccess) return err;
+    fit[dev][size] = n > 0 ? n : -1;
+  }
+  *clusters = fit[dev][size] > 0 ? fit[dev][size] : 0;
+  return cudaSuccess;
+}
+
 // K split over a cluster of up to 4 blocks where the tiles alone leave SMs idle (one block per SM): the most splits
-// that still fit one wave (on an H200 at N=5760, K=2880, M=384: 90 tiles unsplit 49.6 us, split over 4 in 2.7 waves
-// 55.1 us; M=128: 30 tiles unsplit 49.8 us, split over 4 19.5 us).
-inline int wgmma_splits(const W4A16Problem& p, const DeviceInfo& info) {
+// whose clusters all run at once (on an H200 at N=5760, K=2880, M=384: 90 tiles unsplit 49.6 us, split over 4 in 2.7
+// waves 55.1 us; M=128: 30 tiles unsplit 49.8 us, split over 4 19.5 us).
+inline cudaError_t wgmma_splits(const W4A16Problem& p, const DeviceInfo& info, int* splits) {
   const int64_t tiles = ((p.n + WgmmaTile::BN - 1) / WgmmaTile::BN) * ((p.m + WgmmaTile::BT - 1) / WgmmaTile::BT);
   const int64_t k_steps = (p.k / 32 + 1) / 2;
-  int splits = 1;
-  while (splits < 4 && splits < k_steps && tiles * (splits + 1) <= info.sms) ++splits;
-  return splits;
+  *splits = 1;
+  for (int s = 2; s <= 4 && s <= k_steps && tiles * s <= info.sms; ++s) {
+    int fit = 0;
+    const cudaError_t err = wgmma_cluster_fit(s, &fit);
+    if (err != cudaSuccess) return err;
+    if (tiles <= fit) *splits = s;
+  }
+  return cudaSuccess;
 }
 
 template <typename OutT, typename S, bool PACKED>
@@ -98,7 +137,12 @@ cudaError_t launch_w4a16_typed(const W4A16Problem& p, cudaStream_t stream) {
                  : launch_skinny<T, OutT, 2, 4, 2, 6>(p, stream, false);
   }
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    if (use_wgmma(p, info)) return launch_wgmma<OutT, WgmmaTile>(p, wgmma_splits(p, info), stream);
+    if (use_wgmma(p, info)) {
+      int splits = 1;
+      err = wgmma_splits(p, info, &splits);
+      if (err != cudaSuccess) return err;
+      return launch_wgmma<OutT, WgmmaTile>(p, splits, stream);
+    }
   }
   int splits = 1;
   err = wide_splits<T, OutT>(p, info, &splits);
