@@ -715,6 +715,16 @@ inline int choose_splits(int64_t tiles, int64_t k_steps, int slots, bool cluster
   return best;
 }
 
+// A cluster of `size` blocks along z.
+inline cudaLaunchAttribute cluster_along_z(int size) {
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = 1;
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = unsigned(size);
+  return attr;
+}
+
 // Launches a tiled W4A16 kernel (column tiles of bn, row tiles of bm) with K split over `splits` blocks along z,
 // which form a cluster when there is more than one.
 // The kernel's arguments are p, splits and then `extra`.
@@ -726,11 +736,7 @@ cudaError_t launch_tiles(Kernel kernel, const W4A16Problem& p, int bn, int bm, i
   cfg.blockDim = dim3(unsigned(threads));
   cfg.dynamicSmemBytes = size_t(smem);
   cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = 1;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = unsigned(splits);
+  cudaLaunchAttribute attr[1] = {cluster_along_z(splits)};
   cfg.attrs = attr;
   cfg.numAttrs = splits > 1 ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kernel, p, splits, extra...);

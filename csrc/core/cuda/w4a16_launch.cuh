@@ -65,11 +65,7 @@ inline cudaError_t wgmma_cluster_fit(int size, int* clusters) {
     cfg.gridDim = dim3(1, 1, unsigned(size));
     cfg.blockDim = dim3(WgmmaTile::THREADS);
     cfg.dynamicSmemBytes = size_t(WgmmaTile::SMEM);
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = 1;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = unsigned(size);
+    cudaLaunchAttribute attr[1] = {cluster_along_z(size)};
     cfg.attrs = attr;
     cfg.numAttrs = 1;
     int n = 0;
