@@ -291,8 +291,8 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // A stage's activations (64 values of the tile's 128 rows) come by one bulk tensor copy, which the first producer
     // thread issues, into the slot's swizzled tile; the consumer waits for them on the slot's mbarrier. (Copied by
     // every producer thread, 16 bytes at a time, they took about 45 of the producers' 225 instructions a stage:
-    // M=128 18.67-18.71 us against 17.85-17.96 now, M=1024 86.3-87.4 against 74.4-74.6, tests/gpu/tune_cuda.cu on
-    // an H100.)
+    // M=128 18.67-18.71 us against 17.85-17.96 now, M=1024 86.3-87.4 against 74.5-74.6,
+    // tests/gpu/tune_in_process.py on an H100.)
     auto issue_x = [&](int it, int slot_index) {
       if (u == 0) {
         mbarrier_arrive_expect_tx(x_full + slot_index, S::X_BYTES);
