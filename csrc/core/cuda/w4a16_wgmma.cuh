@@ -372,9 +372,9 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     };
     // On plain weights the first two stages' scales are loaded before the prologue's copies are issued, and the lines
     // of the block's later scales (a column's row of them, 128 bytes) are asked of the L2 at once, so that the loads
-    // two stages ahead do not wait on memory: on an H100, M=128 17.0-17.2 us against 17.8-18.0, M=200 23.3-23.4
-    // against 24.1-24.2, M=1024 72.8-73.2 against 73.8-74.2 (tests/gpu/tune_in_process.py). On packed weights, where
-    // a tile's 16 columns share each line, the same took M=32 and 1024 0.3-0.9 us longer, so they keep the order.
+    // two stages ahead do not wait on memory: on an H100, M=128 17.05-17.11 us against 17.86-17.97, M=200 23.5-23.6
+    // against 24.3-24.35, M=1024 72.4-72.9 against 73.8-74.0 (tests/gpu/tune_in_process.py). On packed weights, where
+    // a tile's 16 columns share each line, the same took M=32 and 1024 0.3-1.2 us longer, so they keep the order.
     if constexpr (!PACKED) {
       load_scales(0, sc0);
       load_scales(1, sc1);
