@@ -4,7 +4,6 @@
 #include <cuda.h>  // CUtensorMap (the driver's encoder is looked up at run time: no link to libcuda)
 #include <cudaTypedefs.h>
 
-#include <climits>
 #include <cstdint>
 
 #include "cuda/w4a16_kernels.cuh"
@@ -29,9 +28,6 @@ __device__ __forceinline__ void wgmma_wait() {
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
 // ---- the activations' bulk tensor copies (TMA), each completing on its ring slot's mbarrier ----
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 __device__ __forceinline__ void mbarrier_init(uint64_t* bar, uint32_t count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(shared_address(bar)), "r"(count) : "memory");
 }
@@ -70,7 +66,7 @@ __device__ __forceinline__ void keep_registers(float (&r)[N]) {
 // Shared-memory matrix descriptor of a K-major tile with 128-byte swizzled rows (8-row groups 1024 bytes apart); the
 // start address advances by 32 bytes (2 in the descriptor) per 16 K values.
 __device__ __forceinline__ uint64_t swizzled_tile_descriptor(const void* smem) {
-  const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  const uint32_t addr = shared_address(smem);
   return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
 }
 
@@ -226,7 +222,7 @@ __global__ void __launch_bounds__(S::THREADS, 1)
   // Named barrier ids: full (stage it decoded and landed) and empty (stage it's MMAs done), each in turns of 3.
   constexpr int kFull = 1, kEmpty = 4;
   extern __shared__ uint8_t smem_raw[];
-  uint8_t* smem = smem_raw + ((1024 - (static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) & 1023)) & 1023);
+  uint8_t* smem = smem_raw + ((1024 - (shared_address(smem_raw) & 1023)) & 1023);
   const int tid = threadIdx.x;
   const int wg = __shfl_sync(0xFFFFFFFFu, tid >> 7, 0);
   const int64_t n0 = int64_t(blockIdx.x) * BN, m0 = int64_t(blockIdx.y) * BT;
