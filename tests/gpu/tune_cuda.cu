@@ -231,6 +231,8 @@ int main(int argc, char** argv) {
     int fit = 0;
     CHECK_CUDA(wgmma_cluster_fit(size, &fit));
     std::printf("wgmma kernel: %d clusters of %d run at once\n", fit, size);
+    CHECK_CUDA((cluster_fit<&w4a16_wide<__half, __half, WideTile, false>>(WideTile::THREADS, WideTile::SMEM, size, &fit)));
+    std::printf("wide kernel (float16): %d clusters of %d run at once\n", fit, size);
   }
   cudaStream_t st;
   CHECK_CUDA(cudaStreamCreate(&st));
@@ -403,6 +405,9 @@ int main(int argc, char** argv) {
     using S = decltype(shape);
     return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wide<B, B, S>(p, splits, st); };
   };
+  auto wide_f16 = [](int splits) {  // the library's wide shape on float16, K split over `splits`
+    return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wide<__half, __half, WideTile>(p, splits, st); };
+  };
   auto wg = [](auto shape, int splits) {
     using S = decltype(shape);
     return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wgmma<B, S>(p, splits, st); };
@@ -418,6 +423,10 @@ int main(int argc, char** argv) {
       {"wgmma 128 p3 s2", wg(WgmmaShape<2, 3, 7, 8>{}, 2)},
       {"wide tm8 nw4 s1", wide(WideShape<8, 4>{}, 1)},
       {"wide tm8 nw4 s2", wide(WideShape<8, 4>{}, 2)},
+      {"wide f16 s1", wide_f16(1)},
+      {"wide f16 s2", wide_f16(2)},
+      {"wide f16 s3", wide_f16(3)},
+      {"wide f16 s4", wide_f16(4)},
   };
   std::vector<int64_t> ms = {1, 4, 8, 16, 32, 64, 128, 384, 1024};
   if (argc > 2) {  // tune_cuda quick 128,1024: only these M

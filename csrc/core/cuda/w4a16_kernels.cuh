@@ -706,20 +706,6 @@ cudaError_t launch_skinny(const W4A16Problem& p, cudaStream_t stream, bool stage
 // from 128 to 1024, tests/gpu/tune_cuda.cu).
 using WideTile = WideShape<8, 4>;
 
-// K splits (1 to 4, at most one per K step of the kernel): only when one block per tile leaves multiprocessor slots
-// idle (a split costs a cluster barrier and the exchange of partial sums, and measured slower than more waves), then
-// the fewest waves per split.
-inline int choose_splits(int64_t tiles, int64_t k_steps, int slots, bool clusters) {
-  if (!clusters || tiles >= slots) return 1;
-  int best = 1;
-  double best_cost = 1.0;
-  for (int s = 2; s <= 4 && s <= k_steps; ++s) {
-    const double cost = double((tiles * s + slots - 1) / slots) / s;
-    if (cost < best_cost) best = s, best_cost = cost;
-  }
-  return best;
-}
-
 // A cluster of `size` blocks along z.
 inline cudaLaunchAttribute cluster_along_z(int size) {
   cudaLaunchAttribute attr;
@@ -728,6 +714,57 @@ inline cudaLaunchAttribute cluster_along_z(int size) {
   attr.val.clusterDim.y = 1;
   attr.val.clusterDim.z = unsigned(size);
   return attr;
+}
+
+// How many clusters of `size` (2 to 4) blocks of `Kernel` the device runs at once (cudaOccupancyMaxActiveClusters),
+// once per device and size. A cluster's blocks share a GPC, so fewer clusters fit than the SM count suggests (on the
+// H100, the wgmma kernel: 66 clusters of 2, 39 of 3, 30 of 4).
+template <auto Kernel>
+cudaError_t cluster_fit(int threads, int smem, int size, int* clusters) {
+  constexpr int kMaxDevices = 64;
+  static int fit[kMaxDevices][5] = {};
+  int dev = 0;
+  cudaError_t err = cudaGetDevice(&dev);
+  if (err != cudaSuccess) return err;
+  if (dev < 0 || dev >= kMaxDevices || size < 2 || size > 4) return cudaErrorInvalidValue;
+  if (fit[dev][size] == 0) {
+    err = prepare_kernel<Kernel>(threads, smem);
+    if (err != cudaSuccess) return err;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(1, 1, unsigned(size));
+    cfg.blockDim = dim3(unsigned(threads));
+    cfg.dynamicSmemBytes = size_t(smem);
+    cudaLaunchAttribute attr[1] = {cluster_along_z(size)};
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    int n = 0;
+    err = cudaOccupancyMaxActiveClusters(&n, Kernel, &cfg);
+    if (err != cudaSuccess) return err;
+    fit[dev][size] = n > 0 ? n : -1;
+  }
+  *clusters = fit[dev][size] > 0 ? fit[dev][size] : 0;
+  return cudaSuccess;
+}
+
+// K splits (1 to 4, at most one per K step of the kernel): only when one block per tile leaves multiprocessor slots
+// idle (a split costs a cluster barrier and the exchange of partial sums, and measured slower than more waves), then
+// the fewest waves per split, the waves counted in the clusters of that size that run at once (`Kernel`'s blocks of
+// `threads` with `smem` bytes; slots = blocks per SM times SMs would count more than fit).
+template <auto Kernel>
+cudaError_t choose_splits(int64_t tiles, int64_t k_steps, int slots, bool clusters, int threads, int smem,
+                          int* splits) {
+  *splits = 1;
+  if (!clusters || tiles >= slots) return cudaSuccess;
+  double best_cost = 1.0;
+  for (int s = 2; s <= 4 && s <= k_steps; ++s) {
+    int fit = 0;
+    const cudaError_t err = cluster_fit<Kernel>(threads, smem, s, &fit);
+    if (err != cudaSuccess) return err;
+    if (fit == 0) continue;
+    const double cost = double((tiles + fit - 1) / fit) / s;
+    if (cost < best_cost) *splits = s, best_cost = cost;
+  }
+  return cudaSuccess;
 }
 
 // Launches a tiled W4A16 kernel (column tiles of bn, row tiles of bm) with K split over `splits` blocks along z,
@@ -768,8 +805,9 @@ cudaError_t wide_splits(const W4A16Problem& p, const DeviceInfo& info, int* spli
       prepare_kernel<&w4a16_wide<T, OutT, WideTile, false>>(WideTile::THREADS, WideTile::SMEM, &fit);
   if (err != cudaSuccess) return err;
   const int64_t tiles = ((p.m + WideTile::BM - 1) / WideTile::BM) * ((p.n + WideTile::BN - 1) / WideTile::BN);
-  *splits = choose_splits(tiles, (p.k / 32 + 3) / 4, fit * info.sms, info.major >= 9);
-  return cudaSuccess;
+  return choose_splits<&w4a16_wide<T, OutT, WideTile, false>>(tiles, (p.k / 32 + 3) / 4, fit * info.sms,
+                                                              info.major >= 9, WideTile::THREADS, WideTile::SMEM,
+                                                              splits);
 }
 
 }  // namespace

@@ -47,34 +47,11 @@ inline bool use_wgmma(const W4A16Problem& p, const DeviceInfo& info) {
          wgmma_fits(p);
 }
 
-// How many clusters of `size` (2 to 4) wgmma blocks the device runs at once (cudaOccupancyMaxActiveClusters). A
-// cluster's blocks share a GPC, so fewer clusters of 3 fit than the SM count suggests: on the H100, N=8064 at M=128
-// split over 3 (42 clusters) took two waves, 36.1 us (tests/gpu/tune_cuda.cu).
+// How many clusters of `size` (2 to 4) wgmma blocks the device runs at once: on the H100, N=8064 at M=128 split
+// over 3 (42 clusters, 39 fit) took two waves, 36.1 us (tests/gpu/tune_cuda.cu).
 inline cudaError_t wgmma_cluster_fit(int size, int* clusters) {
-  constexpr int kMaxDevices = 64;
-  static int fit[kMaxDevices][5] = {};
-  int dev = 0;
-  cudaError_t err = cudaGetDevice(&dev);
-  if (err != cudaSuccess) return err;
-  if (dev < 0 || dev >= kMaxDevices || size < 2 || size > 4) return cudaErrorInvalidValue;
-  if (fit[dev][size] == 0) {
-    constexpr auto kKernel = &w4a16_wgmma<__nv_bfloat16, WgmmaTile, false>;
-    err = prepare_kernel<kKernel>(WgmmaTile::THREADS, WgmmaTile::SMEM);
-    if (err != cudaSuccess) return err;
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(1, 1, unsigned(size));
-    cfg.blockDim = dim3(WgmmaTile::THREADS);
-    cfg.dynamicSmemBytes = size_t(WgmmaTile::SMEM);
-    cudaLaunchAttribute attr[1] = {cluster_along_z(size)};
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    int n = 0;
-    err = cudaOccupancyMaxActiveClusters(&n, kKernel, &cfg);
-    if (err != cudaSuccess) return err;
-    fit[dev][size] = n > 0 ? n : -1;
-  }
-  *clusters = fit[dev][size] > 0 ? fit[dev][size] : 0;
-  return cudaSuccess;
+  return cluster_fit<&w4a16_wgmma<__nv_bfloat16, WgmmaTile, false>>(WgmmaTile::THREADS, WgmmaTile::SMEM, size,
+                                                                     clusters);
 }
 
 // K split over a cluster of up to 4 blocks where the tiles alone leave SMs idle (one block per SM): the most splits
