@@ -116,36 +116,46 @@ void check_quantizers(std::mt19937& rng) {
 }
 
 void check_w4a16(std::mt19937& rng) {
-  std::uniform_int_distribution<int> byte(0, 255), scale(118, 130);
+  std::uniform_int_distribution<int> byte(0, 255);
   std::normal_distribution<float> normal(0.f, 1.f);
-  // Above 16 rows with bf16 activations on Hopper: the wgmma kernel, K split over a cluster where its tiles are few;
-  // the shape with n = 400 has one scale outside the decode's window, so its tile takes the exact path. {m, n, k, ldx}:
-  // K = 352 ends in a half stage (the tensor copy of the activations reads zeros past K), and rows ldx > K apart.
-  const int64_t shapes[][4] = {{1, 72, 320, 320},     {5, 72, 320, 320},    {16, 72, 320, 320},
-                               {40, 72, 320, 320},    {130, 72, 320, 320},  {130, 8448, 320, 320},
-                               {200, 400, 320, 320},  {40, 200, 352, 352},  {150, 72, 352, 376}};
+  // Above 16 rows on Hopper: the wgmma kernel, K split over a cluster where its tiles are few; the shape with n = 400
+  // has one scale outside the decode's window, so its tile takes the exact path. {m, n, k, ldx, fp16}: K = 352 ends in
+  // a half stage (the tensor copy of the activations reads zeros past K), and rows ldx > K apart. bf16 activations
+  // give float32 outputs, fp16 ones fp16 outputs.
+  const int64_t shapes[][5] = {{1, 72, 320, 320, 0},    {5, 72, 320, 320, 0},    {16, 72, 320, 320, 0},
+                               {40, 72, 320, 320, 0},   {130, 72, 320, 320, 0},  {130, 8448, 320, 320, 0},
+                               {200, 400, 320, 320, 0}, {40, 200, 352, 352, 0},  {150, 72, 352, 376, 0},
+                               {3, 72, 320, 320, 1},    {130, 8448, 320, 320, 1}, {200, 400, 320, 320, 1},
+                               {150, 72, 352, 376, 1}};
   for (const auto& shape : shapes) {
     const int64_t m = shape[0], n = shape[1], k = shape[2], ldx = shape[3];
+    const FloatType x_type = shape[4] ? FloatType::f16 : FloatType::bf16;
+    const FloatType out_type = shape[4] ? FloatType::f16 : FloatType::f32;
     std::vector<uint8_t> w(size_t(n * k / 2)), s(size_t(n * k / 32));
     for (auto& b : w) b = uint8_t(byte(rng));
+    // Scales in the decode's window (in fp16 those from 129 on take a second multiply), and for n = 400 one outside
+    // it (fp16: below it, as one above would overflow fp16's outputs).
+    std::uniform_int_distribution<int> scale(118, shape[4] ? 132 : 130);
     for (auto& b : s) b = uint8_t(scale(rng));
-    if (n == 400) s[size_t(250 * k / 32 + 3)] = 150;
+    if (n == 400) s[size_t(250 * k / 32 + 3)] = shape[4] ? 100 : 150;
     std::vector<float> xf(size_t(m * ldx));
     for (auto& v : xf) v = normal(rng);
-    const std::vector<uint16_t> x = as_type(xf, FloatType::bf16);
+    const std::vector<uint16_t> x = as_type(xf, x_type);
     std::vector<float> bias(static_cast<size_t>(n));
     for (auto& v : bias) v = normal(rng);
     uint8_t* dw = to_device(w);
     uint8_t* ds = to_device(s);
     uint16_t* dx = to_device(x);
     float* db = to_device(bias);
-    float* dout = nullptr;
+    float* dout = nullptr;  // float32 or fp16 values
     CHECK_CUDA(cudaMalloc(reinterpret_cast<void**>(&dout), size_t(m * n) * sizeof(float)));
     cuda::W4A16Problem p;
-    p.m = m, p.n = n, p.k = k, p.x = dx, p.ldx = ldx, p.x_type = FloatType::bf16, p.w = dw, p.ldw = k / 2;
-    p.w_scales = ds, p.ldw_scales = k / 32, p.bias = db, p.out = dout, p.ldo = n, p.out_type = FloatType::f32;
+    p.m = m, p.n = n, p.k = k, p.x = dx, p.ldx = ldx, p.x_type = x_type, p.w = dw, p.ldw = k / 2;
+    p.w_scales = ds, p.ldw_scales = k / 32, p.bias = db, p.out = dout, p.ldo = n, p.out_type = out_type;
     CHECK_CUDA(cuda::mxfp4_gemm_w4a16(p, nullptr));
-    const std::vector<float> out = to_host(dout, size_t(m * n));
+    const std::vector<float> raw = to_host(dout, size_t(m * n));
+    std::vector<float> out(size_t(m * n));
+    for (size_t i = 0; i < out.size(); ++i) out[i] = load_as_f32(raw.data(), out_type, int64_t(i));
     bool ok = true;
     for (int64_t i = 0; i < m; ++i) {
       for (int64_t j = 0; j < n; ++j) {
@@ -154,18 +164,19 @@ void check_w4a16(std::mt19937& rng) {
           const uint8_t byte_ = w[size_t(j * k / 2 + kk / 2)];
           const double wv = double(reference::e2m1_value(kk % 2 ? byte_ >> 4 : byte_ & 0xF)) *
                             double(reference::e8m0_value(s[size_t(j * k / 32 + kk / 32)]));
-          const double xv = double(bf16_to_f32(x[size_t(i * ldx + kk)]));
+          const double xv = double(load_as_f32(x.data(), x_type, i * ldx + kk));
           ref += xv * wv;
           mag += std::fabs(xv * wv);
         }
         // float32 sums of chains of up to max(128, k) products in the tensor cores, then up to k/32 span, block or
         // partial totals: (max(128, k) + k/32 + 1) roundings of 2^-23 relative to the magnitude, doubled for the
-        // tensor cores' truncating adds.
-        const double bound = 2.0 * double(std::max<int64_t>(128, k) + k / 32 + 1) * 0x1p-23 * mag;
+        // tensor cores' truncating adds; fp16 outputs add their rounding (half an ulp, 2^-25 absolute below 2^-14).
+        double bound = 2.0 * double(std::max<int64_t>(128, k) + k / 32 + 1) * 0x1p-23 * mag;
+        if (out_type == FloatType::f16) bound += 0x1p-11 * std::fabs(ref) + 0x1p-25;
         ok = ok && std::fabs(double(out[size_t(i * n + j)]) - ref) <= bound;
       }
     }
-    expect(ok, "mxfp4_gemm_w4a16 within the float32 bound");
+    expect(ok, shape[4] ? "mxfp4_gemm_w4a16 (fp16) within the float32 bound" : "mxfp4_gemm_w4a16 within the float32 bound");
     for (void* ptr : {static_cast<void*>(dw), static_cast<void*>(ds), static_cast<void*>(dx), static_cast<void*>(db),
                       static_cast<void*>(dout)})
       CHECK_CUDA(cudaFree(ptr));

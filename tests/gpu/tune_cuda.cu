@@ -410,7 +410,7 @@ int main(int argc, char** argv) {
   };
   auto wg = [](auto shape, int splits) {
     using S = decltype(shape);
-    return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wgmma<B, S>(p, splits, st); };
+    return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wgmma<B, B, S>(p, splits, st); };
   };
   std::vector<Variant> wide_variants = {
       {"library", launch_w4a16_typed<B, B>},

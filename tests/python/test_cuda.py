@@ -257,7 +257,7 @@ def test_w4a16_skinny_rows_too_long_for_shared_memory(m):
     "m,n,k", [(40, 100, 1024), (17, 2880, 2880), (300, 130, 4096), (64, 64, 160), (128, 8064, 320)]
 )
 def test_w4a16_split_over_a_cluster(m, n, k, dtype):
-    # Few tiles: the kernel (wgmma for bf16 on Hopper, else wide) splits K over a cluster of blocks whose partial
+    # Few tiles: the kernel (wgmma on Hopper, else wide) splits K over a cluster of blocks whose partial
     # sums meet in distributed shared memory. (128, 8064): 42 wgmma tiles, split over 2 where 42 clusters of 3 do
     # not all fit at once (the H100).
     q, s = random_weight(n, k, m + k)
@@ -265,36 +265,47 @@ def test_w4a16_split_over_a_cluster(m, n, k, dtype):
     out = ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda())
     check_w4a16(out, x, q, s, None)
     assert torch.equal(out, ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda()))  # the same bits every time
-    if dtype == torch.bfloat16:  # the name is the bf16 kernel's
-        name = mxkernels._C.cuda_w4a16_kernel_name(m, n, k)
-        hopper = torch.cuda.get_device_capability() == (9, 0)
-        assert name.startswith("wgmma" if hopper else "wide") and "cluster" in name, name
+    name = mxkernels._C.cuda_w4a16_kernel_name(m, n, k)  # the same kernel for bf16 and fp16
+    hopper = torch.cuda.get_device_capability() == (9, 0)
+    assert name.startswith("wgmma" if hopper else "wide") and "cluster" in name, name
 
 
-@pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float32, torch.float16])
 def test_w4a16_wgmma_edges(x_dtype):
-    # The wgmma kernel on Hopper (bf16 activations; float32 ones as three bf16 parts): 1000 rows (a
+    # The wgmma kernel on Hopper (bf16 or fp16 activations; float32 ones as three bf16 parts): 1000 rows (a
     # partial last tile of rows), 2100 columns (a partial last tile of columns), K = 33 blocks (a half last stage).
-    # Scales at both ends of the decode window (77, 138), single scales just past it (76, 139), 0 and 255, whose
-    # tiles take the exact block-by-block path while the others apply the scales in the decode, and an all-zero block
-    # with scale 200 (zeros whatever the scale: the decode path).
+    # Scales at both ends of the decode window (bf16 77 and 138, fp16 104 and 140), single scales just past it, 0 and
+    # 255, whose tiles take the exact block-by-block path while the others apply the scales in the decode, and an
+    # all-zero block with scale 200 (zeros whatever the scale: the decode path). In fp16 the scales from 129 on take a
+    # second multiply in the decode; the blocks with the largest scales keep codes of at most 0.5, and the activations
+    # are 1/16 of the others', so that the outputs stay in fp16's range.
+    fp16 = x_dtype == torch.float16
+    lo, hi = (104, 140) if fp16 else (77, 138)
     m, n, k = 1000, 2100, 1056
     q, s = random_weight(n, k, 21)
-    s[0:64, :] = 77
-    s[64:128, :] = 138
-    s[300, 5] = 76
-    s[700, 32] = 139
+    s[0:64, :] = lo
+    s[300, 5] = lo - 1
+    if fp16:
+        s[64:128, 3] = hi
+        q[64:128, 16 * 3 : 16 * 4] &= 0x99  # codes 0 and ±0.5
+        s[128:192, 5] = 129
+        s[700, 32] = hi + 1
+        q[700, 16 * 32 :] &= 0x99
+    else:
+        s[64:128, :] = hi
+        s[700, 32] = hi + 1
     s[1100, 0] = 0
     s[2090, 7] = 255
     q[1500, 16 * 3 : 16 * 4] = 0x88  # -0 codes
     s[1500, 3] = 200
-    x = torch.randn(m, k, generator=gen(22)).to(x_dtype).cuda()
+    x = torch.randn(m, k, generator=gen(22)) / (16 if fp16 else 1)
+    x = x.to(x_dtype).cuda()
     bias = torch.randn(n, generator=gen(23)).cuda()
     out = ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda(), bias)
     assert torch.isnan(out[:, 2090]).all()
     keep = [j for j in range(n) if j != 2090]
     check_w4a16(out[:, keep], x, q[keep], s[keep], bias[keep])
-    if torch.cuda.get_device_capability() == (9, 0) and x_dtype == torch.bfloat16:
+    if torch.cuda.get_device_capability() == (9, 0) and x_dtype != torch.float32:
         assert mxkernels._C.cuda_w4a16_kernel_name(m, n, k).startswith("wgmma")
 
 

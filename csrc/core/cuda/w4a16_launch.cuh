@@ -1,5 +1,5 @@
-// Which W4A16 kernel runs: the skinny one up to 16 rows; above, the wgmma kernel for bf16 activations where this
-// build has it and the device is an sm_90 (Hopper), else the wide mma.sync kernel.
+// Which W4A16 kernel runs: the skinny one up to 16 rows; above, the wgmma kernel for bf16 and fp16 activations where
+// this build has it and the device is an sm_90 (Hopper), else the wide mma.sync kernel.
 #pragma once
 #include "cuda/w4a16_kernels.cuh"
 #include "cuda/w4a16_wgmma.cuh"
@@ -17,7 +17,7 @@ inline bool wgmma_fits(const W4A16Problem& p) {
   return p.m <= INT32_MAX && p.k <= INT32_MAX && p.ldx % 8 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
 }
 
-// The activations' tensor map for the wgmma kernel: [m][k] bfloat16 rows ldx apart, boxes of 64 values x BT
+// The activations' tensor map for the wgmma kernel: [m][k] bf16 or fp16 rows ldx apart, boxes of 64 values x BT
 // rows stored with the 128-byte swizzle of the MMAs' descriptors; rows past M and values past K read as zeros. The
 // driver's encoder is found once, through the runtime.
 template <typename S>
@@ -36,22 +36,25 @@ cudaError_t activation_tensor_map(const W4A16Problem& p, CUtensorMap* map) {
   const cuuint64_t dims[2] = {cuuint64_t(p.k), cuuint64_t(p.m)};
   const cuuint64_t strides[1] = {cuuint64_t(p.ldx) * 2};
   const cuuint32_t box[2] = {64, cuuint32_t(S::BT)}, element_strides[2] = {1, 1};
-  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(p.x), dims, strides, box,
-                            element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                            CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const CUtensorMapDataType type =
+      p.x_type == FloatType::f16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  const CUresult r = encode(map, type, 2, const_cast<void*>(p.x), dims, strides, box, element_strides,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
 inline bool use_wgmma(const W4A16Problem& p, const DeviceInfo& info) {
-  return kHaveWgmma && p.x_type == FloatType::bf16 && p.m > kW4A16SkinnyMaxM && info.major == 9 && info.minor == 0 &&
+  return kHaveWgmma && (p.x_type == FloatType::bf16 || p.x_type == FloatType::f16) && p.m > kW4A16SkinnyMaxM && info.major == 9 && info.minor == 0 &&
          wgmma_fits(p);
 }
 
 // How many clusters of `size` (2 to 4) wgmma blocks the device runs at once: on the H100, N=8064 at M=128 split
 // over 3 (42 clusters, 39 fit) took two waves, 36.1 us (tests/gpu/tune_cuda.cu).
 inline cudaError_t wgmma_cluster_fit(int size, int* clusters) {
-  return cluster_fit<&w4a16_wgmma<__nv_bfloat16, WgmmaTile, false>>(WgmmaTile::THREADS, WgmmaTile::SMEM, size,
-                                                                     clusters);
+  // (The kernels for other types and layouts take the same threads and shared memory, one block per SM.)
+  return cluster_fit<&w4a16_wgmma<__nv_bfloat16, __nv_bfloat16, WgmmaTile, false>>(WgmmaTile::THREADS, WgmmaTile::SMEM,
+                                                                                   size, clusters);
 }
 
 // K split over a cluster of up to 4 blocks where the tiles alone leave SMs idle (one block per SM): the most splits
@@ -70,20 +73,20 @@ inline cudaError_t wgmma_splits(const W4A16Problem& p, const DeviceInfo& info, i
   return cudaSuccess;
 }
 
-template <typename OutT, typename S, bool PACKED>
+template <typename T, typename OutT, typename S, bool PACKED>
 cudaError_t launch_wgmma_layout(const W4A16Problem& p, int splits, cudaStream_t stream) {
-  cudaError_t err = prepare_kernel<&w4a16_wgmma<OutT, S, PACKED>>(S::THREADS, S::SMEM);
+  cudaError_t err = prepare_kernel<&w4a16_wgmma<T, OutT, S, PACKED>>(S::THREADS, S::SMEM);
   if (err != cudaSuccess) return err;
   CUtensorMap x_map;
   err = activation_tensor_map<S>(p, &x_map);
   if (err != cudaSuccess) return err;
-  return launch_tiles(w4a16_wgmma<OutT, S, PACKED>, p, S::BN, S::BT, S::THREADS, S::SMEM, splits, stream, x_map);
+  return launch_tiles(w4a16_wgmma<T, OutT, S, PACKED>, p, S::BN, S::BT, S::THREADS, S::SMEM, splits, stream, x_map);
 }
 
-template <typename OutT, typename S>
+template <typename T, typename OutT, typename S>
 cudaError_t launch_wgmma(const W4A16Problem& p, int splits, cudaStream_t stream) {
-  if (p.w_packed) return launch_wgmma_layout<OutT, S, true>(p, splits, stream);
-  return launch_wgmma_layout<OutT, S, false>(p, splits, stream);
+  if (p.w_packed) return launch_wgmma_layout<T, OutT, S, true>(p, splits, stream);
+  return launch_wgmma_layout<T, OutT, S, false>(p, splits, stream);
 }
 
 template <typename T, typename OutT>
@@ -109,13 +112,11 @@ cudaError_t launch_w4a16_typed(const W4A16Problem& p, cudaStream_t stream) {
     return eight ? launch_skinny<T, OutT, 2, 8, 2, 3>(p, stream, false)
                  : launch_skinny<T, OutT, 2, 4, 2, 6>(p, stream, false);
   }
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    if (use_wgmma(p, info)) {
-      int splits = 1;
-      err = wgmma_splits(p, info, &splits);
-      if (err != cudaSuccess) return err;
-      return launch_wgmma<OutT, WgmmaTile>(p, splits, stream);
-    }
+  if (use_wgmma(p, info)) {
+    int splits = 1;
+    err = wgmma_splits(p, info, &splits);
+    if (err != cudaSuccess) return err;
+    return launch_wgmma<T, OutT, WgmmaTile>(p, splits, stream);
   }
   int splits = 1;
   err = wide_splits<T, OutT>(p, info, &splits);

@@ -1,5 +1,6 @@
-// The W4A16 kernel for M > 16 with bf16 activations on Hopper: warpgroup MMAs (wgmma, sm_90a) with both operands in
-// shared memory, fed by warpgroups that decode the codes into bf16 tiles (w4a16_wgmma below).
+// The W4A16 kernel for M > 16 with bf16 or fp16 activations on Hopper: warpgroup MMAs (wgmma, sm_90a) with both
+// operands in shared memory, fed by warpgroups that decode the codes into tiles of the activations' type (w4a16_wgmma
+// below).
 #pragma once
 #include <cuda.h>  // CUtensorMap (the driver's encoder is looked up at run time: no link to libcuda)
 #include <cudaTypedefs.h>
@@ -70,31 +71,40 @@ __device__ __forceinline__ uint64_t swizzled_tile_descriptor(const void* smem) {
   return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
 }
 
-// D (64 x 128, float32) += A (64 x 16 bf16) * B (16 x 128 bf16), both K-major swizzled tiles in shared memory.
+// D (64 x 128, float32) += A (64 x 16) * B (16 x 128), both K-major swizzled tiles of T (bf16 or fp16) in shared
+// memory.
+#define MXK_WGMMA_M64N128K16(type)                                                                       \
+  "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"                                                            \
+  "wgmma.mma_async.sync.aligned.m64n128k16.f32." type "." type " {"                                      \
+  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                              \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "                    \
+  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "                    \
+  "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"                      \
+  "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+#define MXK_WGMMA_D64(d)                                                                                 \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),          \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+      "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+      "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+      "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+      "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+      "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+template <typename T>
 __device__ __forceinline__ void wgmma_ss_m64n128(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(desc_a), "l"(desc_b)
-      : "memory");
+  if constexpr (std::is_same_v<T, __half>) {
+    asm volatile(MXK_WGMMA_M64N128K16("f16") : MXK_WGMMA_D64(d) : "l"(desc_a), "l"(desc_b) : "memory");
+  } else {
+    asm volatile(MXK_WGMMA_M64N128K16("bf16") : MXK_WGMMA_D64(d) : "l"(desc_a), "l"(desc_b) : "memory");
+  }
 }
+#undef MXK_WGMMA_M64N128K16
+#undef MXK_WGMMA_D64
 
 // ---- the kernel --------------------------------------------------------------------------------------------------
 // PWG warpgroups (the producers) copy the codes of each 64-value K stage (cp.async) and have its activations copied
-// (one bulk tensor copy, TMA), decode the codes into a 128-byte swizzled bf16 tile in shared memory, and warpgroup 0
+// (one bulk tensor copy, TMA), decode the codes into a 128-byte swizzled tile of T (the activations' type, bf16 or
+// fp16) in shared memory, and warpgroup 0
 // (the consumer) runs the stage's m64n128k16 MMAs on the two tiles while the producers decode the next. Stages are
 // handed over through named barriers (full: decoded; empty: the MMAs that read it are done) and the activations
 // through an mbarrier per slot, and setmaxnreg gives the consumer's
@@ -106,10 +116,10 @@ __device__ __forceinline__ void wgmma_ss_m64n128(float (&d)[64], uint64_t desc_a
 //
 // The decoded tile keeps the activations' natural K order (decode_e2m1x8_in_order).
 //
-// The decode applies each block's scale (its own scale over 2^10) where that is exact: scales in [77, 138], or a
-// block whose codes are all zeros. Any other block (scale 0, 255, 139...) makes the whole block of the grid compute
-// its share again on the exact path: per 32-value block, float32 sums of exact products times the scale, as on the
-// CPU. Real weights never need it; it is correct, not fast.
+// The decode applies each block's scale where that is exact (WgmmaScaleWindow: scales in [77, 138] in bf16, [104, 140]
+// in fp16), or a block whose codes are all zeros. Any other block (scale 0, 255, 139...) makes the whole block of the
+// grid compute its share again on the exact path: per 32-value block, float32 sums of exact products times the scale,
+// as on the CPU. Real weights do not need it (their scales lie near 119..127); it is correct, not fast.
 template <int MB_, int PWG_, int X_SLOTS_, int CODE_SLOTS_>
 struct WgmmaShape {
   // PWG producer warpgroups.
@@ -166,26 +176,67 @@ __device__ __forceinline__ void setmaxnreg_dec() {
 }
 
 // The eight E2M1 codes of a word as four pairs in K order, (e0, e1) (e2, e3) (e4, e5) (e6, e7), decoded times
-// `factor` as decode_e2m1x8 does: a byte permute puts byte j's two codes alone in the two halves (the other bytes
-// zero: sign replicated from a byte whose top bit is clear), then the same multiply, mask and rescale. 19
-// instructions, where decode_e2m1x8 and four permutes back to K order take 21.
+// `factor` (a pair of T) as decode_e2m1x8 does: a byte permute puts byte j's two codes alone in the two halves (the
+// other bytes zero: sign replicated from a byte whose top bit is clear), then in bf16 the same multiply, mask and
+// rescale (19 instructions, where decode_e2m1x8 and four permutes back to K order take 21); in fp16, whose sign is 3
+// bits further from the magnitude than a code's, two shifts and two masks instead of the multiply and mask (the
+// copies would overlap): a code c becomes c times 2^-14.
+template <typename T>
 __device__ __forceinline__ void decode_e2m1x8_in_order(uint32_t q, uint32_t factor, uint32_t pair[4]) {
+  using Pair = typename E2m1Decode<T>::Pair;
   const uint32_t lo = q & 0x0F0F0F0Fu, hi = (q >> 4) & 0x0F0F0F0Fu;
-  const __nv_bfloat162 f = *reinterpret_cast<const __nv_bfloat162*>(&factor);
+  const Pair f = *reinterpret_cast<const Pair*>(&factor);
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     uint32_t y;
     asm("prmt.b32 %0, %1, %2, %3;" : "=r"(y) : "r"(lo), "r"(hi), "r"(uint32_t(j | 0x80 | (4 + j) << 8 | 0x8000)));
-    const uint32_t raw = spread_e2m1_bf16(y, 0x1040u);
-    const __nv_bfloat162 v = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&raw), f);
+    uint32_t raw;
+    if constexpr (std::is_same_v<T, __half>) {
+      raw = ((y << 9) & 0x0E000E00u) | ((y << 12) & 0x80008000u);
+    } else {
+      raw = spread_e2m1_bf16(y, 0x1040u);
+    }
+    const Pair v = __hmul2(*reinterpret_cast<const Pair*>(&raw), f);
     pair[j] = *reinterpret_cast<const uint32_t*>(&v);
   }
 }
 
-// Four values to out[i .. i + 4): one 16-byte (float32) or 8-byte (bf16) store where `whole` (the four columns
-// inside N, the output 16-byte aligned with rows a multiple of 4 apart), else the first `valid` one at a time. bf16
-// takes the hardware's rounding, and narrow()'s where a NaN is among them (the hardware makes NaNs canonical; the
-// CPU keeps their sign and payload).
+// How a block's scale s is applied in the decode of T: the decoded codes times 2^(s - 127 - offset) are exact
+// (normal or, in fp16, subnormal numbers) for s in [kLo, kLo + kSpan], and the block's float32 sums are then
+// multiplied by 2^offset. bf16: factor 2^(s - 1 - offset) on codes decoded 2^-126 times too small, offset 10, s in
+// [77, 138]. fp16: codes decoded 2^-14 times too small, offset 0, s in [104, 140] (at 103 half of the smallest code,
+// 2^-25, is below fp16's subnormals; at 141 6 x 2^14 is above its largest): factor 2^(s - 113), a normal fp16 up to
+// s = 128; above, 2^(s - 125) and then 2^12 (`high`, a second multiply).
+template <typename T>
+struct WgmmaScaleWindow;
+template <>
+struct WgmmaScaleWindow<__nv_bfloat16> {
+  static constexpr uint32_t kLo = 77, kSpan = 61, kOffset = kBf16ScaleOffset;
+  static __device__ __forceinline__ uint32_t factor(uint32_t s) { return (s + 126u - kOffset) * 0x00800080u; }
+  static __device__ __forceinline__ bool high(uint32_t) { return false; }
+};
+template <>
+struct WgmmaScaleWindow<__half> {
+  static constexpr uint32_t kLo = 104, kSpan = 36, kOffset = 0;
+  static __device__ __forceinline__ bool high(uint32_t s) { return s > 128u; }
+  static __device__ __forceinline__ uint32_t factor(uint32_t s) { return ((high(s) ? s - 12u : s) - 98u) * 0x04000400u; }
+  static constexpr uint32_t kHighFactor = 0x6C006C00u;  // 2^12, twice
+};
+
+// An activation (bf16 or fp16 bits in the low 16 bits of `bits`) as float32.
+template <typename T>
+__device__ __forceinline__ float activation_value(uint32_t bits) {
+  if constexpr (std::is_same_v<T, __half>) {
+    return __half2float(__ushort_as_half(uint16_t(bits)));
+  } else {
+    return __uint_as_float(bits << 16);
+  }
+}
+
+// Four values to out[i .. i + 4): one 16-byte (float32) or 8-byte (bf16, fp16) store where `whole` (the four
+// columns inside N, the output 16-byte aligned with rows a multiple of 4 apart), else the first `valid` one at a time.
+// bf16 and fp16 take the hardware's rounding, and narrow()'s where a NaN is among them (the hardware makes NaNs
+// canonical; the CPU keeps their sign and payload).
 template <typename OutT>
 __device__ __forceinline__ void store_out4(const W4A16Problem& p, int64_t i, const float (&v)[4], bool whole,
                                            int valid) {
@@ -206,6 +257,17 @@ __device__ __forceinline__ void store_out4(const W4A16Problem& p, int64_t i, con
       asm volatile("st.global.v2.b32 [%0], {%1, %2};" ::"l"(static_cast<uint16_t*>(p.out) + i), "r"(w0), "r"(w1)
                    : "memory");
       return;
+    } else if constexpr (std::is_same_v<OutT, __half>) {
+      const __half2 h0 = __floats2half2_rn(v[0], v[1]), h1 = __floats2half2_rn(v[2], v[3]);
+      uint32_t w0 = *reinterpret_cast<const uint32_t*>(&h0), w1 = *reinterpret_cast<const uint32_t*>(&h1);
+      // Bit 15 of a half ends up set where it is a NaN (magnitude above 0x7C00).
+      if ((((w0 & 0x7FFF7FFFu) + 0x03FF03FFu) | ((w1 & 0x7FFF7FFFu) + 0x03FF03FFu)) & 0x80008000u) {
+        w0 = uint32_t(narrow<FloatType::f16>(v[0])) | uint32_t(narrow<FloatType::f16>(v[1])) << 16;
+        w1 = uint32_t(narrow<FloatType::f16>(v[2])) | uint32_t(narrow<FloatType::f16>(v[3])) << 16;
+      }
+      asm volatile("st.global.v2.b32 [%0], {%1, %2};" ::"l"(static_cast<uint16_t*>(p.out) + i), "r"(w0), "r"(w1)
+                   : "memory");
+      return;
     }
   }
 #pragma unroll
@@ -214,7 +276,7 @@ __device__ __forceinline__ void store_out4(const W4A16Problem& p, int64_t i, con
   }
 }
 
-template <typename OutT, typename S, bool PACKED>
+template <typename T, typename OutT, typename S, bool PACKED>
 __global__ void __launch_bounds__(S::THREADS, 1)
     w4a16_wgmma(W4A16Problem p, int splits, const __grid_constant__ CUtensorMap x_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -229,7 +291,8 @@ __global__ void __launch_bounds__(S::THREADS, 1)
   const int nblk = int(p.k / 32), nst = (nblk + 1) / 2;
   const int st_begin = int(int64_t(nst) * blockIdx.z / splits), st_end = int(int64_t(nst) * (blockIdx.z + 1) / splits);
   const int n_it = st_end - st_begin;
-  const __nv_bfloat16* x = static_cast<const __nv_bfloat16*>(p.x);
+  const uint16_t* x = static_cast<const uint16_t*>(p.x);
+  using Window = WgmmaScaleWindow<T>;
   bool bad = false;
   uint64_t* x_full = reinterpret_cast<uint64_t*>(smem + S::X_BARRIERS);  // a slot's activations have landed
   if (tid == 0) {
@@ -343,14 +406,26 @@ __global__ void __launch_bounds__(S::THREADS, 1)
         if (kUnits % S::PRODUCERS != 0 && b >= kUnits) continue;
         const uint4 v = *reinterpret_cast<const uint4*>(codes + b * 16);
         const uint32_t sv = cur[i];
-        const bool in_window = sv - 77u <= 61u;
+        const bool in_window = sv - Window::kLo <= Window::kSpan;
         bad |= !in_window && (((v.x | v.y | v.z | v.w) & 0x77777777u) != 0 || sv == 0xFFu);
-        const uint32_t f = ((in_window ? sv : 127u) + 126u - kBf16ScaleOffset) * 0x00800080u;
+        const uint32_t f = Window::factor(in_window ? sv : 127u);
+        const bool high = in_window && Window::high(sv);
         const uint32_t q[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
         for (int w = 0; w < 4; ++w) {
           uint32_t pr[4];
-          decode_e2m1x8_in_order(q[w], f, pr);
+          decode_e2m1x8_in_order<T>(q[w], f, pr);
+          if constexpr (std::is_same_v<T, __half>) {
+            if (high) {  // rare: weights of 16 and more
+              const uint32_t second = Window::kHighFactor;
+#pragma unroll
+              for (int j = 0; j < 4; ++j) {
+                const __half2 v = __hmul2(*reinterpret_cast<const __half2*>(&pr[j]),
+                                          *reinterpret_cast<const __half2*>(&second));
+                pr[j] = *reinterpret_cast<const uint32_t*>(&v);
+              }
+            }
+          }
           const uint4 o = make_uint4(pr[0], pr[1], pr[2], pr[3]);
           const int chunk = blk * 4 + w;
           *reinterpret_cast<uint4*>(a_tile + col * 128 + ((chunk ^ (col & 7)) << 4)) = o;
@@ -408,7 +483,9 @@ __global__ void __launch_bounds__(S::THREADS, 1)
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk)
 #pragma unroll
-        for (int mb = 0; mb < MB; ++mb) wgmma_ss_m64n128(acc[mb], desc_a + mb * (8192 >> 4) + 2 * kk, desc_b + 2 * kk);
+        for (int mb = 0; mb < MB; ++mb) {
+          wgmma_ss_m64n128<T>(acc[mb], desc_a + mb * (8192 >> 4) + 2 * kk, desc_b + 2 * kk);
+        }
       wgmma_commit();
       wgmma_wait<1>();
 #pragma unroll
@@ -428,7 +505,7 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // 16 w + g (+ 8) of each 64, rows 8 j + 2 t (+ 1).
     float* part = reinterpret_cast<float*>(smem + S::PART);
     const int lane = tid & 31, g = lane >> 2, t = lane & 3, c0 = (tid >> 5) * 16 + g;
-    const float total_scale = float(1u << kBf16ScaleOffset);
+    const float total_scale = float(1u << Window::kOffset);
 #pragma unroll
     for (int mb = 0; mb < MB; ++mb)
 #pragma unroll
@@ -471,8 +548,8 @@ __global__ void __launch_bounds__(S::THREADS, 1)
             const uint32_t xs[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-              sum = fmaf(__uint_as_float(xs[e] << 16), w[8 * i + 2 * e], sum);
-              sum = fmaf(__uint_as_float(xs[e] & 0xFFFF0000u), w[8 * i + 2 * e + 1], sum);
+              sum = fmaf(activation_value<T>(xs[e] & 0xFFFFu), w[8 * i + 2 * e], sum);
+              sum = fmaf(activation_value<T>(xs[e] >> 16), w[8 * i + 2 * e + 1], sum);
             }
           }
           float& total = part[r * S::PART_PITCH + c];
