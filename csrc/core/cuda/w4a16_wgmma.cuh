@@ -233,6 +233,18 @@ __device__ __forceinline__ float activation_value(uint32_t bits) {
   }
 }
 
+// Two float32 values rounded to a pair of OutT (bf16 or fp16) by the hardware, as the bits of one word.
+template <typename OutT>
+__device__ __forceinline__ uint32_t pair_bits(float a, float b) {
+  if constexpr (std::is_same_v<OutT, __half>) {
+    const __half2 h = __floats2half2_rn(a, b);
+    return *reinterpret_cast<const uint32_t*>(&h);
+  } else {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    return *reinterpret_cast<const uint32_t*>(&h);
+  }
+}
+
 // Four values to out[i .. i + 4): one 16-byte (float32) or 8-byte (bf16, fp16) store where `whole` (the four
 // columns inside N, the output 16-byte aligned with rows a multiple of 4 apart), else the first `valid` one at a time.
 // bf16 and fp16 take the hardware's rounding, and narrow()'s where a NaN is among them (the hardware makes NaNs
@@ -246,24 +258,15 @@ __device__ __forceinline__ void store_out4(const W4A16Problem& p, int64_t i, con
                    "f"(v[1]), "f"(v[2]), "f"(v[3])
                    : "memory");
       return;
-    } else if constexpr (std::is_same_v<OutT, __nv_bfloat16>) {
-      const __nv_bfloat162 h0 = __floats2bfloat162_rn(v[0], v[1]), h1 = __floats2bfloat162_rn(v[2], v[3]);
-      uint32_t w0 = *reinterpret_cast<const uint32_t*>(&h0), w1 = *reinterpret_cast<const uint32_t*>(&h1);
-      // Bit 15 of a half ends up set where it is a NaN (magnitude above 0x7F80).
-      if ((((w0 & 0x7FFF7FFFu) + 0x007F007Fu) | ((w1 & 0x7FFF7FFFu) + 0x007F007Fu)) & 0x80008000u) {
-        w0 = uint32_t(narrow<FloatType::bf16>(v[0])) | uint32_t(narrow<FloatType::bf16>(v[1])) << 16;
-        w1 = uint32_t(narrow<FloatType::bf16>(v[2])) | uint32_t(narrow<FloatType::bf16>(v[3])) << 16;
-      }
-      asm volatile("st.global.v2.b32 [%0], {%1, %2};" ::"l"(static_cast<uint16_t*>(p.out) + i), "r"(w0), "r"(w1)
-                   : "memory");
-      return;
-    } else if constexpr (std::is_same_v<OutT, __half>) {
-      const __half2 h0 = __floats2half2_rn(v[0], v[1]), h1 = __floats2half2_rn(v[2], v[3]);
-      uint32_t w0 = *reinterpret_cast<const uint32_t*>(&h0), w1 = *reinterpret_cast<const uint32_t*>(&h1);
-      // Bit 15 of a half ends up set where it is a NaN (magnitude above 0x7C00).
-      if ((((w0 & 0x7FFF7FFFu) + 0x03FF03FFu) | ((w1 & 0x7FFF7FFFu) + 0x03FF03FFu)) & 0x80008000u) {
-        w0 = uint32_t(narrow<FloatType::f16>(v[0])) | uint32_t(narrow<FloatType::f16>(v[1])) << 16;
-        w1 = uint32_t(narrow<FloatType::f16>(v[2])) | uint32_t(narrow<FloatType::f16>(v[3])) << 16;
+    } else {
+      constexpr bool kHalf = std::is_same_v<OutT, __half>;
+      constexpr FloatType kType = kHalf ? FloatType::f16 : FloatType::bf16;
+      uint32_t w0 = pair_bits<OutT>(v[0], v[1]), w1 = pair_bits<OutT>(v[2], v[3]);
+      // Bit 15 of a half ends up set where it is a NaN (magnitude above the infinity's, 0x7C00 or 0x7F80).
+      constexpr uint32_t kToSign = kHalf ? 0x03FF03FFu : 0x007F007Fu;
+      if ((((w0 & 0x7FFF7FFFu) + kToSign) | ((w1 & 0x7FFF7FFFu) + kToSign)) & 0x80008000u) {
+        w0 = uint32_t(narrow<kType>(v[0])) | uint32_t(narrow<kType>(v[1])) << 16;
+        w1 = uint32_t(narrow<kType>(v[2])) | uint32_t(narrow<kType>(v[3])) << 16;
       }
       asm volatile("st.global.v2.b32 [%0], {%1, %2};" ::"l"(static_cast<uint16_t*>(p.out) + i), "r"(w0), "r"(w1)
                    : "memory");
