@@ -1,10 +1,10 @@
 """The CUDA kernels against their yardsticks, in one process, timed with CUDA events: a device-to-device copy (the
 memory ceiling), quantize_mxfp4 / quantize_fp8 of a bf16 [16384, 7168] tensor (and torchao's to_mx where it is
 installed), and mxfp4_gemm_w4a16 at N=5760, K=2880 (plain weights, and prepacked by prepack_mxfp4_weight_cuda)
-against bf16 torch.matmul and against dequantize-then-matmul. Weights rotate over enough copies to overflow the L2,
-so that each call reads them from memory.
+against bf16 torch.matmul and against dequantize-then-matmul, and with fp16 activations against fp16 torch.matmul.
+Weights rotate over enough copies to overflow the L2, so that each call reads them from memory.
 
-    python bench/bench_cuda.py [--ms 1,7,16,128,1024] [--repeats 7]
+    python bench/bench_cuda.py [--ms 1,7,16,128,1024] [--f16-ms 1,128,1024] [--repeats 7]
 """
 import argparse
 import statistics
@@ -66,6 +66,7 @@ def copies_for(bytes_each, l2_bytes):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ms", default="1,7,16,128,1024")
+    p.add_argument("--f16-ms", default="1,128,1024", help="M for the fp16 rows (empty: none)")
     p.add_argument("--n", type=int, default=5760)
     p.add_argument("--k", type=int, default=2880)
     p.add_argument("--rows", type=int, default=16384)
@@ -161,6 +162,21 @@ def main():
         print(f"{m:6d}{t_ours * 1e6:8.1f}us{w_bytes / t_ours / 1e12:13.2f}{w_bytes / t_ours / copy_rate * 100:8.1f}%"
               f"{t_eager * 1e6:8.1f}us{t_bf16 * 1e6:11.1f}us{t_bf16 / t_ours:8.2f}x{t_deq * 1e6:10.1f}us"
               f"{2 * m * N * K / t_ours / 1e12:9.1f}{packed}  {name}")
+
+    # fp16 activations and outputs, against fp16 torch.matmul (the same weights).
+    f16_ms = [int(v) for v in args.f16_ms.split(",") if v]
+    if f16_ms:
+        wh = [ops.dequantize_mxfp4(wq[i % copies], ws[i % copies], torch.float16) for i in range(bf_copies)]
+        print(f"\nW4A16 fp16 activations and outputs, N={N} K={K}")
+        print(f"{'M':>6s}{'w4a16':>10s}{'of copy':>9s}{'fp16 matmul':>13s}{'speedup':>9s}")
+        for m in f16_ms:
+            xh = torch.randn(m, K, device="cuda", dtype=torch.float16, generator=g)
+            t_ours = timed_graph(lambda i: ops.mxfp4_gemm_w4a16(xh, wq[i % copies], ws[i % copies]), 4 * copies,
+                                 args.repeats)
+            t_f16 = timed_graph(lambda i: torch.matmul(xh, wh[i % bf_copies].T), 4 * bf_copies, args.repeats)
+            print(f"{m:6d}{t_ours * 1e6:8.1f}us{w_bytes / t_ours / copy_rate * 100:8.1f}%{t_f16 * 1e6:11.1f}us"
+                  f"{t_f16 / t_ours:8.2f}x")
+        del wh
 
     # The matrix peak last: the chip draws so much power in it that it runs slower for a while after (the quantizer
     # rows measured 10-15% slower when this came first).

@@ -176,28 +176,37 @@ __device__ __forceinline__ void setmaxnreg_dec() {
 }
 
 // The eight E2M1 codes of a word as four pairs in K order, (e0, e1) (e2, e3) (e4, e5) (e6, e7), decoded times
-// `factor` (a pair of T) as decode_e2m1x8 does: a byte permute puts byte j's two codes alone in the two halves (the
-// other bytes zero: sign replicated from a byte whose top bit is clear), then in bf16 the same multiply, mask and
-// rescale (19 instructions, where decode_e2m1x8 and four permutes back to K order take 21); in fp16, whose sign is 3
-// bits further from the magnitude than a code's, two shifts and two masks instead of the multiply and mask (the
-// copies would overlap): a code c becomes c times 2^-14.
+// `factor` (a pair of T) as decode_e2m1x8 does. bf16: a byte permute puts byte j's two codes alone in the two halves
+// (the other bytes zero: sign replicated from a byte whose top bit is clear), then the same multiply, mask and rescale
+// (19 instructions, where decode_e2m1x8 and four permutes back to K order take 21). fp16, whose sign is 3 bits further
+// from the magnitude than a code's (the multiply's copies would overlap): the magnitudes are first shifted to bits
+// 1..3 of each byte, for all four bytes at once, and one permute puts byte j's two into the halves' high bytes (fp16
+// bits 9..11), a second one the signs (21 instructions); a code c becomes c times 2^-14.
 template <typename T>
 __device__ __forceinline__ void decode_e2m1x8_in_order(uint32_t q, uint32_t factor, uint32_t pair[4]) {
   using Pair = typename E2m1Decode<T>::Pair;
-  const uint32_t lo = q & 0x0F0F0F0Fu, hi = (q >> 4) & 0x0F0F0F0Fu;
   const Pair f = *reinterpret_cast<const Pair*>(&factor);
+  if constexpr (std::is_same_v<T, __half>) {
+    const uint32_t mag_lo = (q << 1) & 0x0E0E0E0Eu, mag_hi = (q >> 3) & 0x0E0E0E0Eu, sign_lo = q << 4;
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    uint32_t y;
-    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(y) : "r"(lo), "r"(hi), "r"(uint32_t(j | 0x80 | (4 + j) << 8 | 0x8000)));
-    uint32_t raw;
-    if constexpr (std::is_same_v<T, __half>) {
-      raw = ((y << 9) & 0x0E000E00u) | ((y << 12) & 0x80008000u);
-    } else {
-      raw = spread_e2m1_bf16(y, 0x1040u);
+    for (int j = 0; j < 4; ++j) {
+      uint32_t mag, sign;
+      asm("prmt.b32 %0, %1, %2, %3;" : "=r"(mag) : "r"(mag_lo), "r"(mag_hi), "r"(uint32_t(8 | j << 4 | 8 << 8 | (4 + j) << 12)));
+      asm("prmt.b32 %0, %1, %2, %3;" : "=r"(sign) : "r"(sign_lo), "r"(q), "r"(uint32_t(j << 4 | (4 + j) << 12)));
+      const uint32_t raw = mag | (sign & 0x80008000u);
+      const Pair v = __hmul2(*reinterpret_cast<const Pair*>(&raw), f);
+      pair[j] = *reinterpret_cast<const uint32_t*>(&v);
     }
-    const Pair v = __hmul2(*reinterpret_cast<const Pair*>(&raw), f);
-    pair[j] = *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const uint32_t lo = q & 0x0F0F0F0Fu, hi = (q >> 4) & 0x0F0F0F0Fu;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      uint32_t y;
+      asm("prmt.b32 %0, %1, %2, %3;" : "=r"(y) : "r"(lo), "r"(hi), "r"(uint32_t(j | 0x80 | (4 + j) << 8 | 0x8000)));
+      const uint32_t raw = spread_e2m1_bf16(y, 0x1040u);
+      const Pair v = __hmul2(*reinterpret_cast<const Pair*>(&raw), f);
+      pair[j] = *reinterpret_cast<const uint32_t*>(&v);
+    }
   }
 }
 
