@@ -186,6 +186,11 @@ cudaError_t chain_skinny(const W4A16Problem& p, cudaStream_t stream) {
   return launch_skinny<__nv_bfloat16, __nv_bfloat16, RT, KW, U, MIN_BLOCKS, true>(p, stream, X_SMEM);
 }
 
+// The same on float16 activations and outputs, the activations staged up to 2 rows as the library does.
+cudaError_t chain_skinny_f16(const W4A16Problem& p, cudaStream_t stream) {
+  return launch_skinny<__half, __half, 1, 8, 1, 3, true>(p, stream, p.m <= 2);
+}
+
 __global__ void stream_copy(const uint4* a, uint4* b, int64_t n16) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n16; i += int64_t(gridDim.x) * blockDim.x) b[i] = a[i];
 }
@@ -379,6 +384,8 @@ int main(int argc, char** argv) {
       {"library packed", launch_w4a16_typed<__nv_bfloat16, __nv_bfloat16>, true},
       {"library f16", launch_w4a16_typed<__half, __half>},
       {"library packed f16", launch_w4a16_typed<__half, __half>, true},
+      {"chain rt1 f16", chain_skinny_f16},
+      {"chain rt1 packed f16", chain_skinny_f16, true},
       {"skinny rt1 kw8 u2 b3 gx", launch_skinny_global_x<__nv_bfloat16, __nv_bfloat16, 1, 8, 2, 3>},
       {"chain rt1 kw8 u1 b3", chain_skinny<1, 8, 1, 3, true>},
       {"chain rt1 kw8 u1 b3 gx", chain_skinny<1, 8, 1, 3, false>},

@@ -229,16 +229,18 @@ def test_w4a16_bf16_scale_window_edges(m):
     check_w4a16(ops.mxfp4_gemm_w4a16(x32, q.cuda(), s.cuda()), x32, q, s, None)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("m", [1, 2, 3, 8])
 @pytest.mark.parametrize("k", [1056, 2592, 4096])
-def test_w4a16_skinny_chained_spans(m, k):
-    # Up to 8 bf16 rows each warp of the skinny kernel issues its next span's loads as its current ones arrive, and
+def test_w4a16_skinny_chained_spans(m, k, dtype):
+    # Up to 8 rows each warp of the skinny kernel issues its next span's loads as its current ones arrive, and
     # one warp also loads the partial span up front: K with a partial span and the whole spans ending at different
-    # warps (1056: 8 whole spans, one block more; 2592: 20 and one; 4096: 32, none), scales on both paths.
+    # warps (1056: 8 whole spans, one block more; 2592: 20 and one; 4096: 32, none), scales on both paths (in fp16
+    # a span's scales within 2^13 of its largest are folded into the decode).
     n = 48
     q, s = random_weight(n, k, 21, scale_range=(118, 129))
     s[40:48, 1::7] = 60  # some spans take the block-by-block path
-    x = torch.randn(m, k, generator=gen(22)).to(torch.bfloat16).cuda()
+    x = torch.randn(m, k, generator=gen(22)).to(dtype).cuda()
     check_w4a16(ops.mxfp4_gemm_w4a16(x, q.cuda(), s.cuda()), x, q, s, None)
 
 

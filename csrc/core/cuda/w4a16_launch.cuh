@@ -101,13 +101,13 @@ cudaError_t launch_w4a16_typed(const W4A16Problem& p, cudaStream_t stream) {
     // against 6.8, M=7 8.1 against 6.9, M=16 14.6 against 10.6). With 8 warps a block, up to 8 rows, each warp
     // chains its loads, one span in flight (on an H100, the same tool: M=1 6.5 us against 7.0 with two spans
     // issued at a time, M=2 6.5-6.7 against 6.9, M=3 6.8 against 7.2, M=8 7.15 against 7.4); from 9 rows on the
-    // chained kernel runs out of registers. fp16 keeps two spans issued at a time: its chained kernel (the scales
-    // folded through shuffles) spills, and it was not measured.
+    // chained kernel runs out of registers. fp16 chains too (no spill; on an H100, tune_in_process.py: M=1 7.21 us
+    // against 7.81 with two spans issued at a time, 6.37 against 7.60 packed, M=8 7.63 against 8.08, 7.20 against
+    // 7.65 packed).
     if (p.m <= 8) {
       const bool stage_x = p.m <= 2;
       if (!eight) return launch_skinny<T, OutT, 1, 4, 4, 4>(p, stream, stage_x);
-      if constexpr (std::is_same_v<T, __nv_bfloat16>) return launch_skinny<T, OutT, 1, 8, 1, 3, true>(p, stream, stage_x);
-      return launch_skinny<T, OutT, 1, 8, 2, 3>(p, stream, stage_x);
+      return launch_skinny<T, OutT, 1, 8, 1, 3, true>(p, stream, stage_x);
     }
     return eight ? launch_skinny<T, OutT, 2, 8, 2, 3>(p, stream, false)
                  : launch_skinny<T, OutT, 2, 4, 2, 6>(p, stream, false);
