@@ -176,7 +176,8 @@ void check_w4a16(std::mt19937& rng) {
         ok = ok && std::fabs(double(out[size_t(i * n + j)]) - ref) <= bound;
       }
     }
-    expect(ok, shape[4] ? "mxfp4_gemm_w4a16 (fp16) within the float32 bound" : "mxfp4_gemm_w4a16 within the float32 bound");
+    expect(ok, shape[4] ? "mxfp4_gemm_w4a16 (fp16) within the float32 bound"
+                        : "mxfp4_gemm_w4a16 within the float32 bound");
     for (void* ptr : {static_cast<void*>(dw), static_cast<void*>(ds), static_cast<void*>(dx), static_cast<void*>(db),
                       static_cast<void*>(dout)})
       CHECK_CUDA(cudaFree(ptr));

@@ -236,7 +236,8 @@ int main(int argc, char** argv) {
     int fit = 0;
     CHECK_CUDA(wgmma_cluster_fit(size, &fit));
     std::printf("wgmma kernel: %d clusters of %d run at once\n", fit, size);
-    CHECK_CUDA((cluster_fit<&w4a16_wide<__half, __half, WideTile, false>>(WideTile::THREADS, WideTile::SMEM, size, &fit)));
+    CHECK_CUDA((cluster_fit<&w4a16_wide<__half, __half, WideTile, false>>(WideTile::THREADS, WideTile::SMEM, size,
+                                                                          &fit)));
     std::printf("wide kernel (float16): %d clusters of %d run at once\n", fit, size);
   }
   cudaStream_t st;
@@ -413,7 +414,9 @@ int main(int argc, char** argv) {
     return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wide<B, B, S>(p, splits, st); };
   };
   auto wide_f16 = [](int splits) {  // the library's wide shape on float16, K split over `splits`
-    return [splits](const W4A16Problem& p, cudaStream_t st) { return launch_wide<__half, __half, WideTile>(p, splits, st); };
+    return [splits](const W4A16Problem& p, cudaStream_t st) {
+      return launch_wide<__half, __half, WideTile>(p, splits, st);
+    };
   };
   auto wg = [](auto shape, int splits) {
     using S = decltype(shape);

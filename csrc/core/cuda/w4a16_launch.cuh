@@ -39,13 +39,14 @@ cudaError_t activation_tensor_map(const W4A16Problem& p, CUtensorMap* map) {
   const CUtensorMapDataType type =
       p.x_type == FloatType::f16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
   const CUresult r = encode(map, type, 2, const_cast<void*>(p.x), dims, strides, box, element_strides,
-                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
 inline bool use_wgmma(const W4A16Problem& p, const DeviceInfo& info) {
-  return kHaveWgmma && (p.x_type == FloatType::bf16 || p.x_type == FloatType::f16) && p.m > kW4A16SkinnyMaxM && info.major == 9 && info.minor == 0 &&
+  return kHaveWgmma && (p.x_type == FloatType::bf16 || p.x_type == FloatType::f16) && p.m > kW4A16SkinnyMaxM &&
+         info.major == 9 && info.minor == 0 &&
          wgmma_fits(p);
 }
 

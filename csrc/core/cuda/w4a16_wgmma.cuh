@@ -191,8 +191,9 @@ __device__ __forceinline__ void decode_e2m1x8_in_order(uint32_t q, uint32_t fact
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       uint32_t mag, sign;
-      asm("prmt.b32 %0, %1, %2, %3;" : "=r"(mag) : "r"(mag_lo), "r"(mag_hi), "r"(uint32_t(8 | j << 4 | 8 << 8 | (4 + j) << 12)));
-      asm("prmt.b32 %0, %1, %2, %3;" : "=r"(sign) : "r"(sign_lo), "r"(q), "r"(uint32_t(j << 4 | (4 + j) << 12)));
+      const uint32_t mag_select = 8 | j << 4 | 8 << 8 | (4 + j) << 12, sign_select = j << 4 | (4 + j) << 12;
+      asm("prmt.b32 %0, %1, %2, %3;" : "=r"(mag) : "r"(mag_lo), "r"(mag_hi), "r"(mag_select));
+      asm("prmt.b32 %0, %1, %2, %3;" : "=r"(sign) : "r"(sign_lo), "r"(q), "r"(sign_select));
       const uint32_t raw = mag | (sign & 0x80008000u);
       const Pair v = __hmul2(*reinterpret_cast<const Pair*>(&raw), f);
       pair[j] = *reinterpret_cast<const uint32_t*>(&v);
@@ -228,7 +229,9 @@ template <>
 struct WgmmaScaleWindow<__half> {
   static constexpr uint32_t kLo = 104, kSpan = 36, kOffset = 0;
   static __device__ __forceinline__ bool high(uint32_t s) { return s > 128u; }
-  static __device__ __forceinline__ uint32_t factor(uint32_t s) { return ((high(s) ? s - 12u : s) - 98u) * 0x04000400u; }
+  static __device__ __forceinline__ uint32_t factor(uint32_t s) {
+    return ((high(s) ? s - 12u : s) - 98u) * 0x04000400u;
+  }
   static constexpr uint32_t kHighFactor = 0x6C006C00u;  // 2^12, twice
 };
 
@@ -236,7 +239,7 @@ struct WgmmaScaleWindow<__half> {
 template <typename T>
 __device__ __forceinline__ float activation_value(uint32_t bits) {
   if constexpr (std::is_same_v<T, __half>) {
-    return __half2float(__ushort_as_half(uint16_t(bits)));
+    return __uint_as_float(f16_bits_to_f32_bits(bits));
   } else {
     return __uint_as_float(bits << 16);
   }
