@@ -40,6 +40,9 @@ __device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(bar)), "r"(bytes)
                : "memory");
 }
+__device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(shared_address(bar)) : "memory");
+}
 __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
   asm volatile(
       "{\n.reg .pred done;\nmbarrier_wait_again:\n"
@@ -105,9 +108,9 @@ __device__ __forceinline__ void wgmma_ss_m64n128(float (&d)[64], uint64_t desc_a
 // PWG warpgroups (the producers) copy the codes of each 64-value K stage (cp.async) and have its activations copied
 // (one bulk tensor copy, TMA), decode the codes into a 128-byte swizzled tile of T (the activations' type, bf16 or
 // fp16) in shared memory, and warpgroup 0
-// (the consumer) runs the stage's m64n128k16 MMAs on the two tiles while the producers decode the next. Stages are
-// handed over through named barriers (full: decoded; empty: the MMAs that read it are done) and the activations
-// through an mbarrier per slot, and setmaxnreg gives the consumer's
+// (the consumer) runs the stage's m64n128k16 MMAs on the two tiles while the producers decode the next. A decoded
+// stage is handed over through a named barrier (full), the activations through an mbarrier per slot, and a decoded
+// slot back through an mbarrier per slot (empty: the MMAs that read it are done), and setmaxnreg gives the consumer's
 // accumulators the registers the producers do not need. (Decoding into the MMA's register operand instead, an earlier
 // kernel, made each warpgroup wait for its MMAs before decoding the next stage: ptxas serializes register-A wgmma
 // whose registers are rewritten while they run.) A block takes BN = 64 MB columns and 128 activation rows over a
@@ -140,8 +143,9 @@ struct WgmmaShape {
   static constexpr int PART_BYTES = BT * PART_PITCH * 4;
   static constexpr int PART = RINGS - PART_BYTES;  // byte offset, 16-byte aligned
   static constexpr int X_BARRIERS = RINGS;  // an mbarrier per activation slot
+  static constexpr int A_BARRIERS = X_BARRIERS + 8 * X_SLOTS;  // and per decoded slot (its MMAs are done)
   // + 1024: the swizzled tiles need 1024-byte alignment, which the dynamic shared memory does not promise.
-  static constexpr int SMEM = RINGS + 8 * X_SLOTS + 1024;
+  static constexpr int SMEM = RINGS + 8 * (X_SLOTS + A_SLOTS) + 1024;
   // Per producer thread and stage, in rounds of PRODUCERS (the last one partial): decode units (one 32-value block of
   // codes, 16 bytes, which the thread also copies).
   static constexpr int DECODE_UNITS = (BN * 2 + PRODUCERS - 1) / PRODUCERS;
@@ -296,8 +300,8 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     w4a16_wgmma(W4A16Problem p, int splits, const __grid_constant__ CUtensorMap x_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int BT = S::BT, BN = S::BN, MB = S::MB;
-  // Named barrier ids: full (stage it decoded and landed) and empty (stage it's MMAs done), each in turns of 3.
-  constexpr int kFull = 1, kEmpty = 4;
+  // Named barrier ids of full (stage it decoded and landed), in turns of 3.
+  constexpr int kFull = 1;
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024 - (shared_address(smem_raw) & 1023)) & 1023);
   const int tid = threadIdx.x;
@@ -310,8 +314,11 @@ __global__ void __launch_bounds__(S::THREADS, 1)
   using Window = WgmmaScaleWindow<T>;
   bool bad = false;
   uint64_t* x_full = reinterpret_cast<uint64_t*>(smem + S::X_BARRIERS);  // a slot's activations have landed
+  // A decoded slot's MMAs are done (an arrival per consumer thread).
+  uint64_t* a_empty = reinterpret_cast<uint64_t*>(smem + S::A_BARRIERS);
   if (tid == 0) {
     for (int i = 0; i < S::X_SLOTS; ++i) mbarrier_init(x_full + i, 1);
+    for (int i = 0; i < S::A_SLOTS; ++i) mbarrier_init(a_empty + i, 128);
     fence_mbarrier_init();
   }
   __syncthreads();
@@ -405,13 +412,12 @@ __global__ void __launch_bounds__(S::THREADS, 1)
         dst[i] = it < n_it && blk < nblk ? uint32_t(__ldg(unit_block(i, st_begin + it).scale)) : 127u;
       }
     };
-    // Stage it: decode it with scales `cur`, hand it over, then (once stage it - 2's MMAs are done) issue virtual step
-    // it's copies; the scales of stage it + 2 go to `ahead`.
+    // Stage it: decode it with scales `cur`, hand it over, load the scales of stage it + 2 into `ahead`, then (once
+    // stage it - 2's MMAs are done) issue virtual step it's copies.
     // `phase` = it % 3: the decoded slot and the barriers' turn.
     int x_slot = 0, code_slot = 0;
     auto step = [&](int it, auto phase, const uint32_t (&cur)[S::DECODE_UNITS], uint32_t (&ahead)[S::DECODE_UNITS]) {
       constexpr int kPhase = decltype(phase)::value;
-      load_scales(it + 2, ahead);
       cp_async_wait<S::LEAD - 1>();  // this thread's copies of stage it have landed
       const uint8_t* codes = smem + S::CODE_RING + code_slot * S::CODE_BYTES;
       uint8_t* a_tile = smem + S::A_RING + kPhase * S::A_BYTES;
@@ -448,8 +454,14 @@ __global__ void __launch_bounds__(S::THREADS, 1)
       }
       fence_proxy_async();
       named_arrive(kFull + kPhase, S::THREADS);
+      // The scales' loads come after the fence, which compiles to MEMBAR.ALL.CTA and waits for the thread's loads in
+      // flight; and each producer thread waits for the MMAs it needs done on the slot's mbarrier, not for the other
+      // producers as a named barrier over all threads made it. Both together, on an H100 (tests/gpu/tune_in_process.py,
+      // bench/RESULTS.md): bf16 M=128 16.75-16.78 us against 16.95-16.98, M=384 36.1-36.2 against 36.9-37.0, M=1024
+      // 70.9-71.4 against 72.6; fp16 M=128 16.95-17.07 against 17.66-17.77, M=1024 73.4 against 79.2-79.5.
+      load_scales(it + 2, ahead);
       // Stage it - 2's MMAs are done: its activation slot is refilled now and its decoded slot takes stage it + 1.
-      if (it >= 2) named_sync(kEmpty + (kPhase + 1) % 3, S::THREADS);
+      if (it >= 2) mbarrier_wait(a_empty + (kPhase + 1) % 3, uint32_t(((it - 2) / 3) & 1));
       // Stage it + X_SLOTS - 2 goes where stage it - 2 was, the codes of stage it + CODE_SLOTS - 1 where stage it - 1's.
       issue_step(it, x_slot >= 2 ? x_slot - 2 : x_slot + S::X_SLOTS - 2,
                  code_slot >= 1 ? code_slot - 1 : S::CODE_SLOTS - 1);
@@ -505,8 +517,10 @@ __global__ void __launch_bounds__(S::THREADS, 1)
       wgmma_wait<1>();
 #pragma unroll
       for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
-      // Stage it - 1's MMAs are done; the producers wait for that at their step it + 1, if there is one.
-      if (it >= 1 && it + 1 < n_it) named_arrive(kEmpty + (phase + 2) % 3, S::THREADS);
+      // Stage it - 1's MMAs are done; the producers wait for that at their step it + 1 (the last stage's arrival
+      // has no waiter). Every consumer thread arrives: one lane per warp, a branch here, made ptxas serialize the
+      // MMAs (C7515).
+      if (it >= 1) mbarrier_arrive(a_empty + (phase + 2) % 3);
       if (++x_slot == S::X_SLOTS) x_slot = 0, x_parity ^= 1;
       phase = phase == 2 ? 0 : phase + 1;
     }
