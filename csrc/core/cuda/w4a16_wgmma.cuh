@@ -360,13 +360,6 @@ __global__ void __launch_bounds__(S::THREADS, 1)
         lone_fix[i] = 0;
       }
     }
-    // The codes and the scale of unit i in stage st (block 2 st + b % 2 < nblk).
-    auto unit_block = [&](int i, int st) -> SpanBlock {
-      if constexpr (!PACKED) return {w_unit[i] + st * 32, s_col[i] + 2 * st};
-      const int fix = st == lone_st ? lone_fix[i] : 0;
-      return {w_unit[i] + (st * int(kMxfp4CudaPairCodeBytes) - 16 * fix),
-              s_col[i] + (st * int(kMxfp4CudaPairScaleBytes) - fix)};
-    };
     // The copies and the scale loads go through the stages in order, so their addresses run along: a 64-bit add per
     // stage, where working each stage's address out afresh (with the check against K) took a stage's producer code
     // from 183 to 200 instructions (SASS, plain weights) and, on an H100 (tests/gpu/tune_in_process.py), M=1024 from
@@ -498,7 +491,7 @@ __global__ void __launch_bounds__(S::THREADS, 1)
 #pragma unroll
       for (int i = 0; i < S::DECODE_UNITS; ++i) {
         for (int st = st_begin + 2; st < st_end; st += 64) {
-          asm volatile("prefetch.global.L2 [%0];" ::"l"(unit_block(i, st).scale));
+          asm volatile("prefetch.global.L2 [%0];" ::"l"(s_col[i] + 2 * st));
         }
       }
     }
