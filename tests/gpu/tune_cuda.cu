@@ -234,7 +234,7 @@ int main(int argc, char** argv) {
   std::printf("%s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
   for (int size = 2; size <= 4; ++size) {
     int fit = 0;
-    CHECK_CUDA(wgmma_cluster_fit(size, &fit));
+    CHECK_CUDA(wgmma_cluster_fit<WgmmaTile>(size, &fit));
     std::printf("wgmma kernel: %d clusters of %d run at once\n", fit, size);
     CHECK_CUDA((cluster_fit<&w4a16_wide<__half, __half, WideTile, false>>(WideTile::THREADS, WideTile::SMEM, size,
                                                                           &fit)));
@@ -431,6 +431,12 @@ int main(int argc, char** argv) {
       {"wgmma 192 p3 s4", wg(WgmmaShape<3, 3, 7, 6>{}, 4)},
       {"wgmma 192 p2 s1", wg(WgmmaShape<3, 2, 7, 6>{}, 1)},
       {"wgmma 128 p3 s2", wg(WgmmaShape<2, 3, 7, 8>{}, 2)},
+      {"wgmma b96 k128 s2", wg(WgmmaShape<2, 3, 4, 3, 96, 128>{}, 2)},
+      {"wgmma b88 k128 s2", wg(WgmmaShape<2, 3, 4, 3, 88, 128>{}, 2)},
+      {"wgmma b88 k128 c4 s2", wg(WgmmaShape<2, 3, 4, 4, 88, 128>{}, 2)},
+      {"wgmma b88 k128 x3 c4 s2", wg(WgmmaShape<2, 3, 3, 4, 88, 128>{}, 2)},
+      {"wgmma b88 k128 c5 s2 packed", wg(WgmmaShape<2, 3, 4, 5, 88, 128>{}, 2), true},
+      {"wgmma b96 k128 c4 s2 packed", wg(WgmmaShape<2, 3, 4, 4, 96, 128>{}, 2), true},
       {"wide tm8 nw4 s1", wide(WideShape<8, 4>{}, 1)},
       {"wide tm8 nw4 s2", wide(WideShape<8, 4>{}, 2)},
       {"wide f16 s1", wide_f16(1)},

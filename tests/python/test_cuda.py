@@ -256,11 +256,11 @@ def test_w4a16_skinny_rows_too_long_for_shared_memory(m):
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize(
-    "m,n,k", [(40, 100, 1024), (17, 2880, 2880), (300, 130, 4096), (64, 64, 160), (128, 8064, 320)]
+    "m,n,k", [(40, 100, 1024), (17, 2880, 2880), (300, 130, 4096), (64, 64, 160), (64, 8064, 320)]
 )
 def test_w4a16_split_over_a_cluster(m, n, k, dtype):
     # Few tiles: the kernel (wgmma on Hopper, else wide) splits K over a cluster of blocks whose partial
-    # sums meet in distributed shared memory. (128, 8064): 42 wgmma tiles, split over 2 where 42 clusters of 3 do
+    # sums meet in distributed shared memory. (64, 8064): 42 wgmma tiles, split over 2 where 42 clusters of 3 do
     # not all fit at once (the H100).
     q, s = random_weight(n, k, m + k)
     x = torch.randn(m, k, generator=gen(m)).to(dtype).cuda()
@@ -273,9 +273,11 @@ def test_w4a16_split_over_a_cluster(m, n, k, dtype):
 
 
 @pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float32, torch.float16])
-def test_w4a16_wgmma_edges(x_dtype):
+@pytest.mark.parametrize("m", [1000, 128])
+def test_w4a16_wgmma_edges(x_dtype, m):
     # The wgmma kernel on Hopper (bf16 or fp16 activations; float32 ones as three bf16 parts): 1000 rows (a
-    # partial last tile of rows), 2100 columns (a partial last tile of columns), K = 33 blocks (a half last stage).
+    # partial last tile of rows; 128 rows: the 88-column tiles with the weights as the MMAs' B operand), 2100
+    # columns (a partial last tile of columns), K = 33 blocks (a partial last stage).
     # Scales at both ends of the decode window (bf16 77 and 138, fp16 104 and 140), single scales just past it, 0 and
     # 255, whose tiles take the exact block-by-block path while the others apply the scales in the decode, and an
     # all-zero block with scale 200 (zeros whatever the scale: the decode path). In fp16 the scales from 129 on take a
@@ -283,7 +285,7 @@ def test_w4a16_wgmma_edges(x_dtype):
     # are 1/16 of the others', so that the outputs stay in fp16's range.
     fp16 = x_dtype == torch.float16
     lo, hi = (104, 140) if fp16 else (77, 138)
-    m, n, k = 1000, 2100, 1056
+    n, k = 2100, 1056
     q, s = random_weight(n, k, 21)
     s[0:64, :] = lo
     s[300, 5] = lo - 1
@@ -310,6 +312,31 @@ def test_w4a16_wgmma_edges(x_dtype):
         assert mxkernels._C.cuda_w4a16_kernel_name(m, n, k).startswith("wgmma")
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize(
+    "m,n,k,splits", [(65, 304, 1056, 4), (100, 2880, 2880, 3), (128, 5760, 2880, 2), (128, 48, 544, 4)]
+)
+def test_w4a16_wgmma_weights_as_b(m, n, k, splits, dtype):
+    # One tile of 65 to 128 rows: 88-column tiles with the decoded weights as the MMAs' B operand, K in stages of
+    # 128 values split over clusters of 2 to 4; a partial last tile of columns (304, 5760, 48),
+    # a lone last block (1056, 544: K/32 odd), a partial last stage (2880); activation boxes of M rows rounded
+    # up to 8 (65, 100). Against float64, the same bits on every run and with packed weights.
+    q, s = random_weight(n, k, m + n + k, scale_range=(118, 129))
+    s[n - 8:, 1::7] = 60  # blocks outside the decode's scale window: their tiles take the exact path
+    x = torch.randn(m, k, generator=gen(m + k)).to(dtype).cuda()
+    bias = torch.randn(n, generator=gen(n)).cuda()
+    qg, sg = q.cuda(), s.cuda()
+    out = ops.mxfp4_gemm_w4a16(x, qg, sg, bias)
+    check_w4a16(out, x, q, s, bias)
+    assert torch.equal(out, ops.mxfp4_gemm_w4a16(x, qg, sg, bias))
+    packed = ops.prepack_mxfp4_weight_cuda(qg, sg)
+    assert torch.equal(bits(ops.mxfp4_gemm_w4a16(x, packed, None, bias)), bits(out))
+    if torch.cuda.get_device_capability() == (9, 0):
+        name = mxkernels._C.cuda_w4a16_kernel_name(m, n, k)
+        assert name.startswith("wgmma 88 columns"), name
+        assert f"cluster of {splits}" in name, name
+
+
 # Spans: (48, 96) only a partial one of 3 blocks, (32, 1056) 8 whole and 1, (2880, 2880) 22 and 2, (64, 4096) 32 and
 # none, (160, 224) 1 and 3; rows over the skinny (staged, chained, 16-row), wide / wgmma and split kernels.
 @pytest.mark.parametrize("m", [1, 2, 3, 8, 9, 16, 17, 40, 128, 300])
@@ -331,10 +358,11 @@ def test_w4a16_packed_weights_same_bits(m, n, k):
             check_w4a16(plain, x, q, s, bias)
 
 
-def test_w4a16_packed_wgmma_edges():
-    # test_w4a16_wgmma_edges's scales with packed weights (N = 2096, a multiple of 16 with a partial last tile of 192
-    # columns): the exact path reads the packed layout too.
-    m, n, k = 1000, 2096, 1056
+@pytest.mark.parametrize("m", [1000, 128])
+def test_w4a16_packed_wgmma_edges(m):
+    # test_w4a16_wgmma_edges's scales with packed weights (N = 2096, a multiple of 16 with partial last tiles of 192
+    # and 72 columns): the exact path reads the packed layout too.
+    n, k = 2096, 1056
     q, s = random_weight(n, k, 21)
     s[0:64, :] = 77
     s[300, 5] = 76

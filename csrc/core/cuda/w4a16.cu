@@ -33,9 +33,14 @@ const char* mxfp4_gemm_w4a16_kernel_name(int64_t m, int64_t n, int64_t k) {
         "wgmma 192 columns x 128 rows", "wgmma 192 columns x 128 rows, K split over a cluster of 2",
         "wgmma 192 columns x 128 rows, K split over a cluster of 3",
         "wgmma 192 columns x 128 rows, K split over a cluster of 4"};
-    int splits = 1;
-    if (wgmma_splits(p, info, &splits) != cudaSuccess) return "unknown (no CUDA device)";
-    return kNames[splits - 1];
+    static const char* kNarrowNames[4] = {
+        "wgmma 88 columns x 128 rows (weights as B)",
+        "wgmma 88 columns x 128 rows (weights as B), K split over a cluster of 2",
+        "wgmma 88 columns x 128 rows (weights as B), K split over a cluster of 3",
+        "wgmma 88 columns x 128 rows (weights as B), K split over a cluster of 4"};
+    WgmmaPlan plan;
+    if (plan_wgmma(p, info, &plan) != cudaSuccess) return "unknown (no CUDA device)";
+    return (plan.narrow ? kNarrowNames : kNames)[plan.splits - 1];
   }
   int splits = 1;
   if (wide_splits<__nv_bfloat16, __nv_bfloat16>(p, info, &splits) != cudaSuccess) return "unknown (no CUDA device)";

@@ -11,6 +11,13 @@ namespace {
 // on an H200 at N=5760, K=2880 for M = 128, 384 and 1024, tests/gpu/tune_cuda.cu; the 7 activation slots also hold
 // the partial sums).
 using WgmmaTile = WgmmaShape<3, 3, 7, 6>;
+// Tiles of 88 columns x 128 rows with the decoded weights as the MMAs' B operand (m64n88k16, two per 16 K values),
+// stages of 128 K values, rings of 4 activation and 3 code stages: for one tile of 65 to 128 rows, where at N=5760
+// 66 tiles split over clusters of 2 fill the H100's 132 SMs (WgmmaTile: 30 tiles split over 4, 120 blocks), so each
+// block exchanges a third as many partial sums. On an H100 at N=5760, K=2880 (tests/gpu/tune_in_process.py): M=128
+// 16.2 us against 16.8, M=96 15.8 against 15.9; M=64 15.9 against 15.3, where WgmmaTile stays.
+using WgmmaNarrowTile = WgmmaShape<2, 3, 4, 3, 88, 128>;
+constexpr int64_t kWgmmaNarrowMinM = 65;
 
 // The kernel copies the activations by a tensor map (32-bit coordinates, rows 16-byte aligned).
 inline bool wgmma_fits(const W4A16Problem& p) {
@@ -35,7 +42,7 @@ cudaError_t activation_tensor_map(const W4A16Problem& p, CUtensorMap* map) {
   if (encode == nullptr) return cudaErrorNotSupported;
   const cuuint64_t dims[2] = {cuuint64_t(p.k), cuuint64_t(p.m)};
   const cuuint64_t strides[1] = {cuuint64_t(p.ldx) * 2};
-  const cuuint32_t box[2] = {64, cuuint32_t(S::BT)}, element_strides[2] = {1, 1};
+  const cuuint32_t box[2] = {64, cuuint32_t(wgmma_box_rows<S>(p.m))}, element_strides[2] = {1, 1};
   const CUtensorMapDataType type =
       p.x_type == FloatType::f16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
   const CUresult r = encode(map, type, 2, const_cast<void*>(p.x), dims, strides, box, element_strides,
@@ -50,26 +57,64 @@ inline bool use_wgmma(const W4A16Problem& p, const DeviceInfo& info) {
          wgmma_fits(p);
 }
 
-// How many clusters of `size` (2 to 4) wgmma blocks the device runs at once: on the H100, N=8064 at M=128 split
-// over 3 (42 clusters, 39 fit) took two waves, 36.1 us (tests/gpu/tune_cuda.cu).
-inline cudaError_t wgmma_cluster_fit(int size, int* clusters) {
+// How many clusters of `size` (2 to 4) wgmma blocks of shape S the device runs at once: on the H100, N=8064 at M=128
+// split over 3 (42 clusters of WgmmaTile, 39 fit) took two waves, 36.1 us (tests/gpu/tune_cuda.cu).
+template <typename S>
+cudaError_t wgmma_cluster_fit(int size, int* clusters) {
   // (The kernels for other types and layouts take the same threads and shared memory, one block per SM.)
-  return cluster_fit<&w4a16_wgmma<__nv_bfloat16, __nv_bfloat16, WgmmaTile, false>>(WgmmaTile::THREADS, WgmmaTile::SMEM,
-                                                                                   size, clusters);
+  return cluster_fit<&w4a16_wgmma<__nv_bfloat16, __nv_bfloat16, S, false>>(S::THREADS, S::SMEM, size, clusters);
+}
+
+template <typename S>
+int64_t wgmma_tiles(const W4A16Problem& p) {
+  return ((p.n + S::BN - 1) / S::BN) * ((p.m + S::BT - 1) / S::BT);
+}
+template <typename S>
+int64_t wgmma_stages(const W4A16Problem& p) {
+  return (p.k / 32 + S::STAGE_BLOCKS - 1) / S::STAGE_BLOCKS;
 }
 
 // K split over a cluster of up to 4 blocks where the tiles alone leave SMs idle (one block per SM): the most splits
 // whose clusters all run at once (on an H200 at N=5760, K=2880, M=384: 90 tiles unsplit 49.6 us, split over 4 in 2.7
 // waves 55.1 us; M=128: 30 tiles unsplit 49.8 us, split over 4 19.5 us).
-inline cudaError_t wgmma_splits(const W4A16Problem& p, const DeviceInfo& info, int* splits) {
-  const int64_t tiles = ((p.n + WgmmaTile::BN - 1) / WgmmaTile::BN) * ((p.m + WgmmaTile::BT - 1) / WgmmaTile::BT);
-  const int64_t k_steps = (p.k / 32 + 1) / 2;
+template <typename S>
+cudaError_t wgmma_splits(const W4A16Problem& p, const DeviceInfo& info, int* splits) {
+  const int64_t tiles = wgmma_tiles<S>(p), stages = wgmma_stages<S>(p);
   *splits = 1;
-  for (int s = 2; s <= 4 && s <= k_steps && tiles * s <= info.sms; ++s) {
+  for (int s = 2; s <= 4 && s <= stages && tiles * s <= info.sms; ++s) {
     int fit = 0;
-    const cudaError_t err = wgmma_cluster_fit(s, &fit);
+    const cudaError_t err = wgmma_cluster_fit<S>(s, &fit);
     if (err != cudaSuccess) return err;
     if (tiles <= fit) *splits = s;
+  }
+  return cudaSuccess;
+}
+
+// The wgmma kernel's shape and split for a problem: WgmmaNarrowTile for one tile of 65 to 128 rows where it splits K
+// (what it saves is most of the exchange of partial sums) and the columns x K values a block decodes, times the waves
+// of blocks, come to no more than with WgmmaTile; else WgmmaTile. On an H100 at M=128 (tests/gpu/tune_in_process.py):
+// N=2880 12.95 us against 15.75 (33 tiles split over 3 against 15 over 4), N=5760 16.25 against 16.85; unsplit at
+// N=8064 (92 tiles) it took 23.9 us against 22.7 for WgmmaTile's 42 tiles split over 2, whose shared-memory traffic
+// per value is a fifth lower (bench/RESULTS.md).
+struct WgmmaPlan {
+  bool narrow = false;
+  int splits = 1;
+};
+template <typename S>
+int64_t wgmma_block_work(const W4A16Problem& p, const DeviceInfo& info, int splits) {
+  const int64_t blocks = wgmma_tiles<S>(p) * splits, waves = (blocks + info.sms - 1) / info.sms;
+  return S::BN * ((wgmma_stages<S>(p) + splits - 1) / splits) * S::STAGE_K * waves;
+}
+inline cudaError_t plan_wgmma(const W4A16Problem& p, const DeviceInfo& info, WgmmaPlan* plan) {
+  *plan = WgmmaPlan{};
+  cudaError_t err = wgmma_splits<WgmmaTile>(p, info, &plan->splits);
+  if (err != cudaSuccess || p.m < kWgmmaNarrowMinM || p.m > WgmmaNarrowTile::BT) return err;
+  int narrow_splits = 1;
+  err = wgmma_splits<WgmmaNarrowTile>(p, info, &narrow_splits);
+  if (err != cudaSuccess) return err;
+  if (narrow_splits > 1 &&
+      wgmma_block_work<WgmmaNarrowTile>(p, info, narrow_splits) <= wgmma_block_work<WgmmaTile>(p, info, plan->splits)) {
+    plan->narrow = true, plan->splits = narrow_splits;
   }
   return cudaSuccess;
 }
@@ -114,10 +159,11 @@ cudaError_t launch_w4a16_typed(const W4A16Problem& p, cudaStream_t stream) {
                  : launch_skinny<T, OutT, 2, 4, 2, 6>(p, stream, false);
   }
   if (use_wgmma(p, info)) {
-    int splits = 1;
-    err = wgmma_splits(p, info, &splits);
+    WgmmaPlan plan;
+    err = plan_wgmma(p, info, &plan);
     if (err != cudaSuccess) return err;
-    return launch_wgmma<T, OutT, WgmmaTile>(p, splits, stream);
+    if (plan.narrow) return launch_wgmma<T, OutT, WgmmaNarrowTile>(p, plan.splits, stream);
+    return launch_wgmma<T, OutT, WgmmaTile>(p, plan.splits, stream);
   }
   int splits = 1;
   err = wide_splits<T, OutT>(p, info, &splits);

@@ -74,8 +74,7 @@ __device__ __forceinline__ uint64_t swizzled_tile_descriptor(const void* smem) {
   return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
 }
 
-// D (64 x 128, float32) += A (64 x 16) * B (16 x 128), both K-major swizzled tiles of T (bf16 or fp16) in shared
-// memory.
+// The m64nNk16 MMAs (float32 += T x T, T bf16 or fp16) written out for the N the kernel takes.
 #define MXK_WGMMA_M64N128K16(type)                                                                       \
   "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"                                                            \
   "wgmma.mma_async.sync.aligned.m64n128k16.f32." type "." type " {"                                      \
@@ -93,28 +92,77 @@ __device__ __forceinline__ uint64_t swizzled_tile_descriptor(const void* smem) {
       "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
       "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
       "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-template <typename T>
-__device__ __forceinline__ void wgmma_ss_m64n128(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
-  if constexpr (std::is_same_v<T, __half>) {
-    asm volatile(MXK_WGMMA_M64N128K16("f16") : MXK_WGMMA_D64(d) : "l"(desc_a), "l"(desc_b) : "memory");
+#define MXK_WGMMA_M64N88K16(type) \
+  "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n" \
+  "wgmma.mma_async.sync.aligned.m64n88k16.f32." type "." type " {" \
+  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43" \
+  "}, %44, %45, p, 1, 1, 0, 0;\n}\n"
+#define MXK_WGMMA_D44(d) \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+  "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+  "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+  "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+  "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+  "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43])
+#define MXK_WGMMA_M64N96K16(type) \
+  "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n" \
+  "wgmma.mma_async.sync.aligned.m64n96k16.f32." type "." type " {" \
+  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47" \
+  "}, %48, %49, p, 1, 1, 0, 0;\n}\n"
+#define MXK_WGMMA_D48(d) \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+  "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+  "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+  "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+  "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+  "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47])
+// D (64 x N, float32) += A (64 x 16) * B (16 x N), both K-major swizzled tiles of T in shared memory.
+template <typename T, int N>
+__device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b) {
+  constexpr bool kHalf = std::is_same_v<T, __half>;
+  static_assert(N == 88 || N == 96 || N == 128, "the MMA shapes written out above");
+  if constexpr (N == 128) {
+    if constexpr (kHalf) {
+      asm volatile(MXK_WGMMA_M64N128K16("f16") : MXK_WGMMA_D64(d) : "l"(desc_a), "l"(desc_b) : "memory");
+    } else {
+      asm volatile(MXK_WGMMA_M64N128K16("bf16") : MXK_WGMMA_D64(d) : "l"(desc_a), "l"(desc_b) : "memory");
+    }
+  } else if constexpr (N == 96) {
+    if constexpr (kHalf) {
+      asm volatile(MXK_WGMMA_M64N96K16("f16") : MXK_WGMMA_D48(d) : "l"(desc_a), "l"(desc_b) : "memory");
+    } else {
+      asm volatile(MXK_WGMMA_M64N96K16("bf16") : MXK_WGMMA_D48(d) : "l"(desc_a), "l"(desc_b) : "memory");
+    }
   } else {
-    asm volatile(MXK_WGMMA_M64N128K16("bf16") : MXK_WGMMA_D64(d) : "l"(desc_a), "l"(desc_b) : "memory");
+    if constexpr (kHalf) {
+      asm volatile(MXK_WGMMA_M64N88K16("f16") : MXK_WGMMA_D44(d) : "l"(desc_a), "l"(desc_b) : "memory");
+    } else {
+      asm volatile(MXK_WGMMA_M64N88K16("bf16") : MXK_WGMMA_D44(d) : "l"(desc_a), "l"(desc_b) : "memory");
+    }
   }
 }
 #undef MXK_WGMMA_M64N128K16
 #undef MXK_WGMMA_D64
+#undef MXK_WGMMA_M64N96K16
+#undef MXK_WGMMA_D48
+#undef MXK_WGMMA_M64N88K16
+#undef MXK_WGMMA_D44
 
 // ---- the kernel --------------------------------------------------------------------------------------------------
-// PWG warpgroups (the producers) copy the codes of each 64-value K stage (cp.async) and have its activations copied
-// (one bulk tensor copy, TMA), decode the codes into a 128-byte swizzled tile of T (the activations' type, bf16 or
-// fp16) in shared memory, and warpgroup 0
-// (the consumer) runs the stage's m64n128k16 MMAs on the two tiles while the producers decode the next. A decoded
+// PWG warpgroups (the producers) copy the codes of each K stage (64 or 128 values; cp.async) and have its activations
+// copied (bulk tensor copies, TMA), decode the codes into 128-byte swizzled tiles of T (the activations' type, bf16 or
+// fp16) in shared memory, and warpgroup 0 (the consumer) runs the stage's m64nNk16 MMAs on the tiles while the
+// producers decode the next (WgmmaShape: the weights as the MMAs' A or B operand). A decoded
 // stage is handed over through a named barrier (full), the activations through an mbarrier per slot, and a decoded
 // slot back through an mbarrier per slot (empty: the MMAs that read it are done), and setmaxnreg gives the consumer's
 // accumulators the registers the producers do not need. (Decoding into the MMA's register operand instead, an earlier
 // kernel, made each warpgroup wait for its MMAs before decoding the next stage: ptxas serializes register-A wgmma
-// whose registers are rewritten while they run.) A block takes BN = 64 MB columns and 128 activation rows over a
-// share of K: K may be split over a cluster of blocks whose partial sums meet in rank order through distributed
+// whose registers are rewritten while they run.) A block takes BN columns and 128 activation rows over a share of K:
+// K may be split over a cluster of blocks whose partial sums meet in rank order through distributed
 // shared memory (the same bits on every run).
 //
 // The decoded tile keeps the activations' natural K order (decode_e2m1x8_in_order).
@@ -123,36 +171,53 @@ __device__ __forceinline__ void wgmma_ss_m64n128(float (&d)[64], uint64_t desc_a
 // in fp16), or a block whose codes are all zeros. Any other block (scale 0, 255, 139...) makes the whole block of the
 // grid compute its share again on the exact path: per 32-value block, float32 sums of exact products times the scale,
 // as on the CPU. Real weights do not need it (their scales lie near 119..127); it is correct, not fast.
-template <int MB_, int PWG_, int X_SLOTS_, int CODE_SLOTS_>
+template <int MB_, int PWG_, int X_SLOTS_, int CODE_SLOTS_, int WEIGHTS_B_N_ = 0, int STAGE_K_ = 64>
 struct WgmmaShape {
-  // PWG producer warpgroups.
-  static constexpr int MB = MB_, BN = 64 * MB, BT = 128, PRODUCERS = 128 * PWG_, THREADS = 128 + PRODUCERS;
+  // PWG producer warpgroups. The decoded weights are the MMAs' A operand (64 columns per MMA, MB_ of them: BN = 64 MB_
+  // columns, the 128 activation rows as the MMAs' N), or, where WEIGHTS_B_N_ is set, their B operand (BN =
+  // WEIGHTS_B_N_ columns as the MMAs' N, the activation rows as two MMAs' 64-row A tiles; MB_ is then unused). With
+  // the weights as B each block reads more of the activations for the columns it decodes (a stage's shared-memory
+  // traffic per column and K value is 7 + 512 / BN bytes, against 9 + 256 / BN), but a narrower tile splits K over
+  // fewer blocks.
+  static constexpr bool WEIGHTS_AS_B = WEIGHTS_B_N_ > 0;
+  static constexpr int MB = WEIGHTS_AS_B ? 2 : MB_, BN = WEIGHTS_AS_B ? WEIGHTS_B_N_ : 64 * MB_, BT = 128;
+  static constexpr int MMA_N = WEIGHTS_AS_B ? BN : BT, ACC = MMA_N / 2;  // accumulators per thread and MMA block
+  static constexpr int PRODUCERS = 128 * PWG_, THREADS = 128 + PRODUCERS;
+  // K values per stage (64 or 128): a stage's activation and decoded tiles are one or two 128-byte swizzled
+  // sub-tiles of 64 values, SUBTILES of them.
+  static constexpr int STAGE_K = STAGE_K_, SUBTILES = STAGE_K / 64, STAGE_BLOCKS = STAGE_K / 32;
+  static_assert(STAGE_K == 64 || STAGE_K == 128, "stages of one or two 64-value sub-tiles");
   // Three rings: activations (X_SLOTS; refilled for stage it + X_SLOTS - 2 once stage it - 2's MMAs are done),
   // decoded weights (3; written for stage it once stage it - 3's MMAs are done) and codes (CODE_SLOTS; refilled for
   // stage it + CODE_SLOTS - 1 once stage it - 1 is decoded: each thread decodes the codes it copies), so that the
   // loads from memory are issued several stages ahead while the decoded tiles take little room.
   static constexpr int X_SLOTS = X_SLOTS_, A_SLOTS = 3, CODE_SLOTS = CODE_SLOTS_;
-  static constexpr int LEAD = (X_SLOTS - 2 < CODE_SLOTS - 1) ? X_SLOTS - 2 : CODE_SLOTS - 1;  // stages
-  static constexpr int X_BYTES = BT * 128, A_BYTES = BN * 128, CODE_BYTES = BN * 32;  // multiples of 1024
+  static constexpr int X_SUB = BT * 128, A_SUB = BN * 128;  // a sub-tile's bytes (multiples of 1024)
+  static constexpr int X_BYTES = X_SUB * SUBTILES, A_BYTES = A_SUB * SUBTILES, CODE_BYTES = BN * STAGE_K / 2;
   // Layout: codes, decoded tiles, activations; the partial sums at the end take only activation slots, which no
   // thread writes after its last stage has landed (so the producers' decode stores and the consumer's partial sums
   // never share an address).
-  static constexpr int CODE_RING = 0, A_RING = CODE_SLOTS * CODE_BYTES, X_RING = A_RING + A_SLOTS * A_BYTES;
-  static constexpr int RINGS = X_RING + X_SLOTS * X_BYTES;
-  static constexpr int PART_PITCH = BN + 4;  // floats; conflict-free for the D fragments, rows 16-byte aligned
+  static constexpr int CODE_RING = 0, A_RING = (CODE_SLOTS * CODE_BYTES + 1023) / 1024 * 1024;
+  static constexpr int X_RING = A_RING + A_SLOTS * A_BYTES, RINGS = X_RING + X_SLOTS * X_BYTES;
+  // Partial sums, floats per row (rows 16-byte aligned): conflict-free for the D fragments' stores, one float per
+  // thread (weights as A: BN + 4) or two (weights as B: 8 mod 32).
+  static constexpr int PART_PITCH = WEIGHTS_AS_B ? (BN + 23) / 32 * 32 + 8 : BN + 4;
   static constexpr int PART_BYTES = BT * PART_PITCH * 4;
   static constexpr int PART = RINGS - PART_BYTES;  // byte offset, 16-byte aligned
   static constexpr int X_BARRIERS = RINGS;  // an mbarrier per activation slot
   static constexpr int A_BARRIERS = X_BARRIERS + 8 * X_SLOTS;  // and per decoded slot (its MMAs are done)
   // + 1024: the swizzled tiles need 1024-byte alignment, which the dynamic shared memory does not promise.
   static constexpr int SMEM = RINGS + 8 * (X_SLOTS + A_SLOTS) + 1024;
-  // Per producer thread and stage, in rounds of PRODUCERS (the last one partial): decode units (one 32-value block of
-  // codes, 16 bytes, which the thread also copies).
-  static constexpr int DECODE_UNITS = (BN * 2 + PRODUCERS - 1) / PRODUCERS;
+  // Per producer thread and stage, in rounds of PRODUCERS (the last one partial): decode units, each a piece of a
+  // 32-value block of codes that the thread also copies: the whole block (16 bytes), or half of it (8 bytes) where
+  // whole blocks would leave more than half the producers idle.
+  static constexpr int UNIT_BYTES = BN * STAGE_BLOCKS >= PRODUCERS ? 16 : 8, UNITS = CODE_BYTES / UNIT_BYTES;
+  static constexpr int DECODE_UNITS = (UNITS + PRODUCERS - 1) / PRODUCERS;
   // Registers per thread after setmaxnreg (multiples of 8). The consumer's increase takes what the producers'
   // decrease frees from the block's allocation at launch (65536 / THREADS each, rounded down to 8), so it must not
   // ask for more (four producer warpgroups would deadlock at 232).
-  static constexpr int CONSUMER_REGS = 232, PRODUCER_REGS = (65536 - CONSUMER_REGS * 128) / PRODUCERS / 8 * 8;
+  static constexpr int CONSUMER_REGS = MB * ACC <= 96 ? 168 : 232;
+  static constexpr int PRODUCER_REGS = (65536 - CONSUMER_REGS * 128) / PRODUCERS / 8 * 8;
   static constexpr int LAUNCH_REGS = 65536 / THREADS / 8 * 8;
   static_assert((CONSUMER_REGS - LAUNCH_REGS) * 128 <= (LAUNCH_REGS - PRODUCER_REGS) * PRODUCERS,
                 "setmaxnreg: the producers free enough registers for the consumer");
@@ -163,6 +228,15 @@ struct WgmmaShape {
   static_assert(PART_BYTES <= X_SLOTS * X_BYTES && PART % 16 == 0, "the partial sums fit the activation ring");
   static_assert(CONSUMER_REGS * 128 + PRODUCER_REGS * PRODUCERS <= 65536, "registers");
 };
+
+// Rows of the activations' bulk copies: the tile's, or M rounded up to 8 where M is smaller. MMA rows past the box
+// read whatever the slot holds: each output row depends on its own activation row only, and rows past M are never
+// stored. (Boxes of 128 rows filled with zeros past M took an H100 from 16.1 to 18.9-21.3 us at M = 32 and 64 with
+// the weights as the B operand, tests/gpu/tune_in_process.py.)
+template <typename S>
+__host__ __device__ constexpr int64_t wgmma_box_rows(int64_t m) {
+  return m >= S::BT ? S::BT : (m + 7) / 8 * 8;
+}
 
 __device__ __forceinline__ void named_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
@@ -307,10 +381,12 @@ __global__ void __launch_bounds__(S::THREADS, 1)
   const int tid = threadIdx.x;
   const int wg = __shfl_sync(0xFFFFFFFFu, tid >> 7, 0);
   const int64_t n0 = int64_t(blockIdx.x) * BN, m0 = int64_t(blockIdx.y) * BT;
-  const int nblk = int(p.k / 32), nst = (nblk + 1) / 2;
+  constexpr int kStageBlocks = S::STAGE_BLOCKS;
+  const int nblk = int(p.k / 32), nst = (nblk + kStageBlocks - 1) / kStageBlocks;
   const int st_begin = int(int64_t(nst) * blockIdx.z / splits), st_end = int(int64_t(nst) * (blockIdx.z + 1) / splits);
   const int n_it = st_end - st_begin;
   const uint16_t* x = static_cast<const uint16_t*>(p.x);
+  const uint32_t x_box_bytes = uint32_t(wgmma_box_rows<S>(p.m)) * 128 * S::SUBTILES;
   using Window = WgmmaScaleWindow<T>;
   bool bad = false;
   uint64_t* x_full = reinterpret_cast<uint64_t*>(smem + S::X_BARRIERS);  // a slot's activations have landed
@@ -323,11 +399,11 @@ __global__ void __launch_bounds__(S::THREADS, 1)
   }
   __syncthreads();
 
-  float acc[MB][64];
+  float acc[MB][S::ACC];
 #pragma unroll
   for (int mb = 0; mb < MB; ++mb)
 #pragma unroll
-    for (int i = 0; i < 64; ++i) acc[mb][i] = 0.f;
+    for (int i = 0; i < S::ACC; ++i) acc[mb][i] = 0.f;
 
   if (wg != 0) {
     // ---- producers ----
@@ -341,22 +417,29 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // byte instead of 32 and 2, so its unit (the pair's first block) lies 16 * row and row bytes nearer (lone_fix =
     // row): a correction in one stage, not a branch in every stage (with a branch to the exact offsets the producers
     // ran 259 instructions a stage, against 221 on plain weights; 225 now).
-    constexpr int kUnits = BN * 2;
+    constexpr int kUnits = S::UNITS, kUnitBytes = S::UNIT_BYTES;
+    // Unit b: bytes (b % kHalves) * kUnitBytes of block (b / kHalves) % kStageBlocks of the stage, in column
+    // b / (kStageBlocks kHalves) of the tile.
+    constexpr int kHalves = 16 / kUnitBytes;
+    auto unit_col = [](int b) { return b / (kStageBlocks * kHalves); };
+    auto unit_blk = [](int b) { return (b / kHalves) % kStageBlocks; };
+    auto unit_offset = [](int b) { return (b % kHalves) * kUnitBytes; };
     const uint8_t* w_unit[S::DECODE_UNITS];
     const uint8_t* s_col[S::DECODE_UNITS];
     int lone_fix[S::DECODE_UNITS];
-    const int lone_st = nblk % 2 ? nblk / 2 : -1;
+    // (Stages of 4 blocks: the lone block is block (nblk - 1) % 4 of stage (nblk - 1) / 4; only its units move.)
+    const int lone_st = nblk % 2 ? (nblk - 1) / kStageBlocks : -1, lone_blk = (nblk - 1) % kStageBlocks;
 #pragma unroll
     for (int i = 0; i < S::DECODE_UNITS; ++i) {
       const int b = min(u + S::PRODUCERS * i, kUnits - 1);
-      const int64_t col = min(n0 + (b >> 1), p.n - 1);
+      const int64_t col = min(n0 + unit_col(b), p.n - 1);
       if constexpr (PACKED) {
-        const SpanBlock first = first_span_block<true>(p, col, b & 1, nblk);
-        w_unit[i] = first.code, s_col[i] = first.scale;
-        lone_fix[i] = int(col % kMxfp4CudaTileColumns);
+        const SpanBlock first = first_span_block<true>(p, col, unit_blk(b), nblk);
+        w_unit[i] = first.code + unit_offset(b), s_col[i] = first.scale;
+        lone_fix[i] = unit_blk(b) == lone_blk ? int(col % kMxfp4CudaTileColumns) : 0;
       } else {
-        w_unit[i] = p.w + col * p.ldw + (b & 1) * 16;
-        s_col[i] = p.w_scales + col * p.ldw_scales + (b & 1);
+        w_unit[i] = p.w + col * p.ldw + unit_blk(b) * 16 + unit_offset(b);
+        s_col[i] = p.w_scales + col * p.ldw_scales + unit_blk(b);
         lone_fix[i] = 0;
       }
     }
@@ -365,8 +448,8 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // from 183 to 200 instructions (SASS, plain weights) and, on an H100 (tests/gpu/tune_in_process.py), M=1024 from
     // 69.3 to 71.1 us, M=384 from 35.2 to 36.0, fp16 M=1024 from 71.1 to 73.4; M=128 even. Unit i's block of stage
     // st exists for st < stage_end[i].
-    constexpr int kCodeStride = PACKED ? int(kMxfp4CudaPairCodeBytes) : 32;
-    constexpr int kScaleStride = PACKED ? int(kMxfp4CudaPairScaleBytes) : 2;
+    constexpr int kCodeStride = (PACKED ? int(kMxfp4CudaPairCodeBytes) / 2 : 16) * kStageBlocks;
+    constexpr int kScaleStride = (PACKED ? int(kMxfp4CudaPairScaleBytes) / 2 : 1) * kStageBlocks;
     const uint8_t* code_next[S::DECODE_UNITS];
     const uint8_t* scale_next[S::DECODE_UNITS];
     int stage_end[S::DECODE_UNITS];
@@ -374,7 +457,7 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     for (int i = 0; i < S::DECODE_UNITS; ++i) {
       code_next[i] = w_unit[i] + st_begin * kCodeStride;
       scale_next[i] = s_col[i] + st_begin * kScaleStride;
-      stage_end[i] = (nblk - (min(u + S::PRODUCERS * i, kUnits - 1) & 1) + 1) / 2;
+      stage_end[i] = (nblk - unit_blk(min(u + S::PRODUCERS * i, kUnits - 1)) + kStageBlocks - 1) / kStageBlocks;
     }
     // Ring slots are tracked as running indices (no division per step): stage it's activations are in slot
     // x_slot, its codes in code_slot.
@@ -385,9 +468,12 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // tests/gpu/tune_in_process.py on an H100.)
     auto issue_x = [&](int it, int slot_index) {
       if (u == 0) {
-        mbarrier_arrive_expect_tx(x_full + slot_index, S::X_BYTES);
-        tma_load_2d(smem + S::X_RING + slot_index * S::X_BYTES, &x_map, x_full + slot_index, (st_begin + it) * 64,
-                    int(m0));
+        mbarrier_arrive_expect_tx(x_full + slot_index, x_box_bytes);
+#pragma unroll
+        for (int h = 0; h < S::SUBTILES; ++h) {  // (a box wholly past K is filled with zeros too)
+          tma_load_2d(smem + S::X_RING + slot_index * S::X_BYTES + h * S::X_SUB, &x_map, x_full + slot_index,
+                      (st_begin + it) * S::STAGE_K + 64 * h, int(m0));
+        }
       }
     };
     auto issue_codes = [&](int it, int slot_index) {  // it = 0, 1, 2... in turn
@@ -399,7 +485,11 @@ __global__ void __launch_bounds__(S::THREADS, 1)
         if (kUnits % S::PRODUCERS == 0 || b < kUnits) {
           const bool ok = st < stage_end[i];
           const int fix = PACKED && st == lone_st ? 16 * lone_fix[i] : 0;
-          cp_async16(slot + b * 16, ok ? code_next[i] - fix : p.w, ok ? 16 : 0);
+          if constexpr (kUnitBytes == 16) {
+            cp_async16(slot + b * 16, ok ? code_next[i] - fix : p.w, ok ? 16 : 0);
+          } else {
+            cp_async8(slot + b * 8, ok ? code_next[i] - fix : p.w, ok ? 8 : 0);
+          }
         }
         code_next[i] += kCodeStride;
       }
@@ -430,22 +520,32 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     int x_slot = 0, code_slot = 0;
     auto step = [&](int it, auto phase, const uint32_t (&cur)[S::DECODE_UNITS], uint32_t (&ahead)[S::DECODE_UNITS]) {
       constexpr int kPhase = decltype(phase)::value;
-      cp_async_wait<S::LEAD - 1>();  // this thread's copies of stage it have landed
+      cp_async_wait<S::CODE_SLOTS - 2>();  // this thread's copies of stage it have landed
       const uint8_t* codes = smem + S::CODE_RING + code_slot * S::CODE_BYTES;
       uint8_t* a_tile = smem + S::A_RING + kPhase * S::A_BYTES;
 #pragma unroll
       for (int i = 0; i < S::DECODE_UNITS; ++i) {
-        const int b = u + S::PRODUCERS * i, col = b >> 1, blk = b & 1;
+        const int b = u + S::PRODUCERS * i, col = unit_col(b), blk = unit_blk(b);
         if (kUnits % S::PRODUCERS != 0 && b >= kUnits) continue;
-        const uint4 v = *reinterpret_cast<const uint4*>(codes + b * 16);
+        constexpr int kWords = kUnitBytes / 4;
+        uint32_t q[kWords];
+        if constexpr (kWords == 4) {
+          const uint4 v = *reinterpret_cast<const uint4*>(codes + b * 16);
+          q[0] = v.x, q[1] = v.y, q[2] = v.z, q[3] = v.w;
+        } else {
+          const uint2 v = *reinterpret_cast<const uint2*>(codes + b * 8);
+          q[0] = v.x, q[1] = v.y;
+        }
+        uint32_t any = 0;
+#pragma unroll
+        for (int w = 0; w < kWords; ++w) any |= q[w];
         const uint32_t sv = cur[i];
         const bool in_window = sv - Window::kLo <= Window::kSpan;
-        bad |= !in_window && (((v.x | v.y | v.z | v.w) & 0x77777777u) != 0 || sv == 0xFFu);
+        bad |= !in_window && ((any & 0x77777777u) != 0 || sv == 0xFFu);
         const uint32_t f = Window::factor(in_window ? sv : 127u);
         const bool high = in_window && Window::high(sv);
-        const uint32_t q[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-        for (int w = 0; w < 4; ++w) {
+        for (int w = 0; w < kWords; ++w) {
           uint32_t pr[4];
           decode_e2m1x8_in_order<T>(q[w], f, pr);
           if constexpr (std::is_same_v<T, __half>) {
@@ -460,8 +560,8 @@ __global__ void __launch_bounds__(S::THREADS, 1)
             }
           }
           const uint4 o = make_uint4(pr[0], pr[1], pr[2], pr[3]);
-          const int chunk = blk * 4 + w;
-          *reinterpret_cast<uint4*>(a_tile + col * 128 + ((chunk ^ (col & 7)) << 4)) = o;
+          const int chunk = (blk & 1) * 4 + unit_offset(b) / 4 + w;
+          *reinterpret_cast<uint4*>(a_tile + (blk >> 1) * S::A_SUB + col * 128 + ((chunk ^ (col & 7)) << 4)) = o;
         }
       }
       fence_proxy_async();
@@ -490,8 +590,8 @@ __global__ void __launch_bounds__(S::THREADS, 1)
       load_scales(1, sc1);
 #pragma unroll
       for (int i = 0; i < S::DECODE_UNITS; ++i) {
-        for (int st = st_begin + 2; st < st_end; st += 64) {
-          asm volatile("prefetch.global.L2 [%0];" ::"l"(s_col[i] + 2 * st));
+        for (int off = (st_begin + 2) * kStageBlocks; off < st_end * kStageBlocks; off += 128) {
+          asm volatile("prefetch.global.L2 [%0];" ::"l"(s_col[i] + off));
         }
       }
     }
@@ -514,16 +614,22 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     for (int it = 0, x_slot = 0, x_parity = 0, phase = 0; it < n_it; ++it) {
       named_sync(kFull + phase, S::THREADS);
       mbarrier_wait(x_full + x_slot, uint32_t(x_parity));
-      const uint64_t desc_b = swizzled_tile_descriptor(smem + S::X_RING + x_slot * S::X_BYTES);
-      const uint64_t desc_a = swizzled_tile_descriptor(smem + S::A_RING + phase * S::A_BYTES);
+      const uint64_t desc_x = swizzled_tile_descriptor(smem + S::X_RING + x_slot * S::X_BYTES);
+      const uint64_t desc_w = swizzled_tile_descriptor(smem + S::A_RING + phase * S::A_BYTES);
 #pragma unroll
       for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
       wgmma_fence();
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk)
+      for (int kk = 0; kk < S::STAGE_K / 16; ++kk)
 #pragma unroll
         for (int mb = 0; mb < MB; ++mb) {
-          wgmma_ss_m64n128<T>(acc[mb], desc_a + mb * (8192 >> 4) + 2 * kk, desc_b + 2 * kk);
+          // Descriptor addresses count 16 bytes: 16 K values are 32 bytes into a row, a sub-tile further on.
+          const uint64_t x_k = (kk / 4) * (S::X_SUB >> 4) + 2 * (kk % 4), w_k = (kk / 4) * (S::A_SUB >> 4) + 2 * (kk % 4);
+          if constexpr (S::WEIGHTS_AS_B) {
+            wgmma_ss<T, S::MMA_N>(acc[mb], desc_x + mb * (8192 >> 4) + x_k, desc_w + w_k);
+          } else {
+            wgmma_ss<T, S::MMA_N>(acc[mb], desc_w + mb * (8192 >> 4) + w_k, desc_x + x_k);
+          }
         }
       wgmma_commit();
       wgmma_wait<1>();
@@ -542,20 +648,29 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // Every stage's activations have landed and been read (the consumer waited for each stage's copy on its slot's
     // mbarrier, and no copy goes past the last stage), so the activation ring can take the partial sums (the
     // exact path below overwrites them where a block needs it). This is inside the branch so that the accumulators
-    // need not live where the producers' register limit applies. D fragments: warp w, lane (g, t) holds columns
-    // 16 w + g (+ 8) of each 64, rows 8 j + 2 t (+ 1).
+    // need not live where the producers' register limit applies. D fragments: warp w, lane (g, t) holds MMA rows
+    // 16 w + g (+ 8) of each 64 (weights as A: columns; as B: activation rows), MMA columns 8 j + 2 t (+ 1).
     float* part = reinterpret_cast<float*>(smem + S::PART);
     const int lane = tid & 31, g = lane >> 2, t = lane & 3, c0 = (tid >> 5) * 16 + g;
     const float total_scale = float(1u << Window::kOffset);
 #pragma unroll
     for (int mb = 0; mb < MB; ++mb)
 #pragma unroll
-      for (int j = 0; j < 16; ++j)
+      for (int j = 0; j < S::MMA_N / 8; ++j) {
+        if constexpr (S::WEIGHTS_AS_B) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          part[(8 * j + 2 * t + (e & 1)) * S::PART_PITCH + 64 * mb + c0 + (e >= 2 ? 8 : 0)] =
-              acc[mb][4 * j + e] * total_scale;
+          for (int h = 0; h < 2; ++h) {
+            *reinterpret_cast<float2*>(part + (64 * mb + c0 + 8 * h) * S::PART_PITCH + 8 * j + 2 * t) =
+                make_float2(acc[mb][4 * j + 2 * h] * total_scale, acc[mb][4 * j + 2 * h + 1] * total_scale);
+          }
+        } else {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            part[(8 * j + 2 * t + (e & 1)) * S::PART_PITCH + 64 * mb + c0 + (e >= 2 ? 8 : 0)] =
+                acc[mb][4 * j + e] * total_scale;
+          }
         }
+      }
   }
   bad = __syncthreads_or(bad) != 0;
   __syncthreads();  // (racecheck does not take the reduction above as a barrier for the partial sums)
@@ -565,7 +680,7 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // The exact path: per 32-value block, a float32 sum of exact products times the block's scale, added to the
     // row's total in block order. A thread takes one column and half of the rows, decodes each block's codes once
     // and keeps the totals in `part` (rows past M and columns past N are left as they are: never stored).
-    const int b_begin = 2 * st_begin, b_end = min(2 * st_end, nblk);
+    const int b_begin = kStageBlocks * st_begin, b_end = min(kStageBlocks * st_end, nblk);
     const int rows = int(min(int64_t(BT), p.m - m0));
     for (int item = tid; item < 2 * BN; item += S::THREADS) {
       const int c = item % BN, r_begin = item < BN ? 0 : BT / 2, r_end = min(r_begin + BT / 2, rows);
