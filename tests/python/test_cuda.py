@@ -273,10 +273,10 @@ def test_w4a16_split_over_a_cluster(m, n, k, dtype):
 
 
 @pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float32, torch.float16])
-@pytest.mark.parametrize("m", [1000, 128])
+@pytest.mark.parametrize("m", [1000, 128, 40])
 def test_w4a16_wgmma_edges(x_dtype, m):
     # The wgmma kernel on Hopper (bf16 or fp16 activations; float32 ones as three bf16 parts): 1000 rows (a
-    # partial last tile of rows; 128 rows: the 88-column tiles with the weights as the MMAs' B operand), 2100
+    # partial last tile of rows; 128 and 40 rows: the 88-column tiles with the weights as the MMAs' B operand), 2100
     # columns (a partial last tile of columns), K = 33 blocks (a partial last stage).
     # Scales at both ends of the decode window (bf16 77 and 138, fp16 104 and 140), single scales just past it, 0 and
     # 255, whose tiles take the exact block-by-block path while the others apply the scales in the decode, and an
@@ -314,13 +314,15 @@ def test_w4a16_wgmma_edges(x_dtype, m):
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize(
-    "m,n,k,splits", [(65, 304, 1056, 4), (100, 2880, 2880, 3), (128, 5760, 2880, 2), (128, 48, 544, 4)]
+    "m,n,k,splits",
+    [(17, 304, 1056, 4), (40, 2880, 2880, 3), (64, 48, 544, 4), (65, 304, 1056, 4), (100, 2880, 2880, 3),
+     (128, 5760, 2880, 2), (128, 48, 544, 4)],
 )
 def test_w4a16_wgmma_weights_as_b(m, n, k, splits, dtype):
-    # One tile of 65 to 128 rows: 88-column tiles with the decoded weights as the MMAs' B operand, K in stages of
-    # 128 values split over clusters of 2 to 4; a partial last tile of columns (304, 5760, 48),
-    # a lone last block (1056, 544: K/32 odd), a partial last stage (2880); activation boxes of M rows rounded
-    # up to 8 (65, 100). Against float64, the same bits on every run and with packed weights.
+    # One tile of 17 to 64 or 65 to 128 rows: 88-column tiles with the decoded weights as the MMAs' B operand, K in
+    # stages of 128 values split over clusters of 2 to 4; a partial last tile of columns (304, 5760, 48), a lone last
+    # block (1056, 544: K/32 odd), a partial last stage (2880); activation boxes of M rows rounded up to 8 (17, 65,
+    # 100). Against float64, the same bits on every run and with packed weights.
     q, s = random_weight(n, k, m + n + k, scale_range=(118, 129))
     s[n - 8:, 1::7] = 60  # blocks outside the decode's scale window: their tiles take the exact path
     x = torch.randn(m, k, generator=gen(m + k)).to(dtype).cuda()
@@ -333,7 +335,7 @@ def test_w4a16_wgmma_weights_as_b(m, n, k, splits, dtype):
     assert torch.equal(bits(ops.mxfp4_gemm_w4a16(x, packed, None, bias)), bits(out))
     if torch.cuda.get_device_capability() == (9, 0):
         name = mxkernels._C.cuda_w4a16_kernel_name(m, n, k)
-        assert name.startswith("wgmma 88 columns"), name
+        assert name.startswith(f"wgmma 88 columns x {64 if m <= 64 else 128} rows"), name
         assert f"cluster of {splits}" in name, name
 
 
@@ -358,7 +360,7 @@ def test_w4a16_packed_weights_same_bits(m, n, k):
             check_w4a16(plain, x, q, s, bias)
 
 
-@pytest.mark.parametrize("m", [1000, 128])
+@pytest.mark.parametrize("m", [1000, 128, 40])
 def test_w4a16_packed_wgmma_edges(m):
     # test_w4a16_wgmma_edges's scales with packed weights (N = 2096, a multiple of 16 with partial last tiles of 192
     # and 72 columns): the exact path reads the packed layout too.

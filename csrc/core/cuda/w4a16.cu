@@ -38,9 +38,17 @@ const char* mxfp4_gemm_w4a16_kernel_name(int64_t m, int64_t n, int64_t k) {
         "wgmma 88 columns x 128 rows (weights as B), K split over a cluster of 2",
         "wgmma 88 columns x 128 rows (weights as B), K split over a cluster of 3",
         "wgmma 88 columns x 128 rows (weights as B), K split over a cluster of 4"};
+    static const char* kNarrow64Names[4] = {
+        "wgmma 88 columns x 64 rows (weights as B)",
+        "wgmma 88 columns x 64 rows (weights as B), K split over a cluster of 2",
+        "wgmma 88 columns x 64 rows (weights as B), K split over a cluster of 3",
+        "wgmma 88 columns x 64 rows (weights as B), K split over a cluster of 4"};
     WgmmaPlan plan;
     if (plan_wgmma(p, info, &plan) != cudaSuccess) return "unknown (no CUDA device)";
-    return (plan.narrow ? kNarrowNames : kNames)[plan.splits - 1];
+    const char* const* names = plan.tiles == WgmmaTiles::narrow64 ? kNarrow64Names
+                               : plan.tiles == WgmmaTiles::narrow ? kNarrowNames
+                                                                  : kNames;
+    return names[plan.splits - 1];
   }
   int splits = 1;
   if (wide_splits<__nv_bfloat16, __nv_bfloat16>(p, info, &splits) != cudaSuccess) return "unknown (no CUDA device)";

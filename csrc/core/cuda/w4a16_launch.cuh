@@ -11,13 +11,15 @@ namespace {
 // on an H200 at N=5760, K=2880 for M = 128, 384 and 1024, tests/gpu/tune_cuda.cu; the 7 activation slots also hold
 // the partial sums).
 using WgmmaTile = WgmmaShape<3, 3, 7, 6>;
-// Tiles of 88 columns x 128 rows with the decoded weights as the MMAs' B operand (m64n88k16, two per 16 K values),
-// stages of 128 K values, rings of 4 activation and 3 code stages: for one tile of 65 to 128 rows, where at N=5760
-// 66 tiles split over clusters of 2 fill the H100's 132 SMs (WgmmaTile: 30 tiles split over 4, 120 blocks), so each
-// block exchanges a third as many partial sums. On an H100 at N=5760, K=2880 (tests/gpu/tune_in_process.py): M=128
-// 16.2 us against 16.8, M=96 15.8 against 15.9; M=64 15.9 against 15.3, where WgmmaTile stays.
+// Tiles of 88 columns x 128 (or 64) rows with the decoded weights as the MMAs' B operand (m64n88k16, two (one) per
+// 16 K values), stages of 128 K values, rings of 4 activation and 3 code stages: for one tile of rows, where at
+// N=5760 66 tiles split over clusters of 2 fill the H100's 132 SMs (WgmmaTile: 30 tiles split over 4, 120 blocks), so
+// each block exchanges a third as many partial sums. On an H100 at N=5760, K=2880 (tests/gpu/tune_in_process.py):
+// 128 rows: M=128 16.25 us against 16.85, M=96 15.8 against 15.9 (M=64 15.9 against 15.3); 64 rows: M=17 13.5
+// against 14.3, M=32 13.5 against 14.5, M=64 14.1 against 15.3. More ring slots measured slower (64 rows with 7
+// activation and 6 code slots: M=32 13.9 us).
 using WgmmaNarrowTile = WgmmaShape<2, 3, 4, 3, 88, 128>;
-constexpr int64_t kWgmmaNarrowMinM = 65;
+using WgmmaNarrow64Tile = WgmmaShape<1, 3, 4, 3, 88, 128>;
 
 // The kernel copies the activations by a tensor map (32-bit coordinates, rows 16-byte aligned).
 inline bool wgmma_fits(const W4A16Problem& p) {
@@ -90,14 +92,16 @@ cudaError_t wgmma_splits(const W4A16Problem& p, const DeviceInfo& info, int* spl
   return cudaSuccess;
 }
 
-// The wgmma kernel's shape and split for a problem: WgmmaNarrowTile for one tile of 65 to 128 rows where it splits K
+// The wgmma kernel's shape and split for a problem: WgmmaNarrow64Tile for up to 64 rows, WgmmaNarrowTile for 65 to
+// 128, where it splits K
 // (what it saves is most of the exchange of partial sums) and the columns x K values a block decodes, times the waves
 // of blocks, come to no more than with WgmmaTile; else WgmmaTile. On an H100 at M=128 (tests/gpu/tune_in_process.py):
 // N=2880 12.95 us against 15.75 (33 tiles split over 3 against 15 over 4), N=5760 16.25 against 16.85; unsplit at
 // N=8064 (92 tiles) it took 23.9 us against 22.7 for WgmmaTile's 42 tiles split over 2, whose shared-memory traffic
 // per value is a fifth lower (bench/RESULTS.md).
+enum class WgmmaTiles { wide, narrow, narrow64 };
 struct WgmmaPlan {
-  bool narrow = false;
+  WgmmaTiles tiles = WgmmaTiles::wide;
   int splits = 1;
 };
 template <typename S>
@@ -105,17 +109,23 @@ int64_t wgmma_block_work(const W4A16Problem& p, const DeviceInfo& info, int spli
   const int64_t blocks = wgmma_tiles<S>(p) * splits, waves = (blocks + info.sms - 1) / info.sms;
   return S::BN * ((wgmma_stages<S>(p) + splits - 1) / splits) * S::STAGE_K * waves;
 }
-inline cudaError_t plan_wgmma(const W4A16Problem& p, const DeviceInfo& info, WgmmaPlan* plan) {
-  *plan = WgmmaPlan{};
-  cudaError_t err = wgmma_splits<WgmmaTile>(p, info, &plan->splits);
-  if (err != cudaSuccess || p.m < kWgmmaNarrowMinM || p.m > WgmmaNarrowTile::BT) return err;
+template <typename Narrow>
+cudaError_t plan_narrow_wgmma(const W4A16Problem& p, const DeviceInfo& info, WgmmaTiles tiles, WgmmaPlan* plan) {
   int narrow_splits = 1;
-  err = wgmma_splits<WgmmaNarrowTile>(p, info, &narrow_splits);
+  const cudaError_t err = wgmma_splits<Narrow>(p, info, &narrow_splits);
   if (err != cudaSuccess) return err;
   if (narrow_splits > 1 &&
-      wgmma_block_work<WgmmaNarrowTile>(p, info, narrow_splits) <= wgmma_block_work<WgmmaTile>(p, info, plan->splits)) {
-    plan->narrow = true, plan->splits = narrow_splits;
+      wgmma_block_work<Narrow>(p, info, narrow_splits) <= wgmma_block_work<WgmmaTile>(p, info, plan->splits)) {
+    plan->tiles = tiles, plan->splits = narrow_splits;
   }
+  return cudaSuccess;
+}
+inline cudaError_t plan_wgmma(const W4A16Problem& p, const DeviceInfo& info, WgmmaPlan* plan) {
+  *plan = WgmmaPlan{};
+  const cudaError_t err = wgmma_splits<WgmmaTile>(p, info, &plan->splits);
+  if (err != cudaSuccess) return err;
+  if (p.m <= WgmmaNarrow64Tile::BT) return plan_narrow_wgmma<WgmmaNarrow64Tile>(p, info, WgmmaTiles::narrow64, plan);
+  if (p.m <= WgmmaNarrowTile::BT) return plan_narrow_wgmma<WgmmaNarrowTile>(p, info, WgmmaTiles::narrow, plan);
   return cudaSuccess;
 }
 
@@ -162,7 +172,8 @@ cudaError_t launch_w4a16_typed(const W4A16Problem& p, cudaStream_t stream) {
     WgmmaPlan plan;
     err = plan_wgmma(p, info, &plan);
     if (err != cudaSuccess) return err;
-    if (plan.narrow) return launch_wgmma<T, OutT, WgmmaNarrowTile>(p, plan.splits, stream);
+    if (plan.tiles == WgmmaTiles::narrow64) return launch_wgmma<T, OutT, WgmmaNarrow64Tile>(p, plan.splits, stream);
+    if (plan.tiles == WgmmaTiles::narrow) return launch_wgmma<T, OutT, WgmmaNarrowTile>(p, plan.splits, stream);
     return launch_wgmma<T, OutT, WgmmaTile>(p, plan.splits, stream);
   }
   int splits = 1;

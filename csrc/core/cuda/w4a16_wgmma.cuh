@@ -175,12 +175,12 @@ template <int MB_, int PWG_, int X_SLOTS_, int CODE_SLOTS_, int WEIGHTS_B_N_ = 0
 struct WgmmaShape {
   // PWG producer warpgroups. The decoded weights are the MMAs' A operand (64 columns per MMA, MB_ of them: BN = 64 MB_
   // columns, the 128 activation rows as the MMAs' N), or, where WEIGHTS_B_N_ is set, their B operand (BN =
-  // WEIGHTS_B_N_ columns as the MMAs' N, the activation rows as two MMAs' 64-row A tiles; MB_ is then unused). With
+  // WEIGHTS_B_N_ columns as the MMAs' N, BT = 64 MB_ activation rows as MB_ MMAs' 64-row A tiles). With
   // the weights as B each block reads more of the activations for the columns it decodes (a stage's shared-memory
   // traffic per column and K value is 7 + 512 / BN bytes, against 9 + 256 / BN), but a narrower tile splits K over
   // fewer blocks.
   static constexpr bool WEIGHTS_AS_B = WEIGHTS_B_N_ > 0;
-  static constexpr int MB = WEIGHTS_AS_B ? 2 : MB_, BN = WEIGHTS_AS_B ? WEIGHTS_B_N_ : 64 * MB_, BT = 128;
+  static constexpr int MB = MB_, BN = WEIGHTS_AS_B ? WEIGHTS_B_N_ : 64 * MB_, BT = WEIGHTS_AS_B ? 64 * MB_ : 128;
   static constexpr int MMA_N = WEIGHTS_AS_B ? BN : BT, ACC = MMA_N / 2;  // accumulators per thread and MMA block
   static constexpr int PRODUCERS = 128 * PWG_, THREADS = 128 + PRODUCERS;
   // K values per stage (64 or 128): a stage's activation and decoded tiles are one or two 128-byte swizzled
