@@ -145,30 +145,6 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t desc_a, uin
     }
   }
 }
-// D (64 x 88, float32) += A (64 x 16, four registers per thread as mma.sync's A fragment) * B (16 x 88, a K-major
-// swizzled tile in shared memory).
-template <typename T>
-__device__ __forceinline__ void wgmma_rs_n88(float (&d)[44], const uint32_t (&a)[4], uint64_t desc_b) {
-#define MXK_WGMMA_RS_M64N88K16(type) \
-  "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n" \
-  "wgmma.mma_async.sync.aligned.m64n88k16.f32." type "." type " {" \
-  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
-  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
-  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43" \
-  "}, {%44, %45, %46, %47}, %48, p, 1, 1, 0;\n}\n"
-  if constexpr (std::is_same_v<T, __half>) {
-    asm volatile(MXK_WGMMA_RS_M64N88K16("f16")
-                 : MXK_WGMMA_D44(d)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b)
-                 : "memory");
-  } else {
-    asm volatile(MXK_WGMMA_RS_M64N88K16("bf16")
-                 : MXK_WGMMA_D44(d)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b)
-                 : "memory");
-  }
-#undef MXK_WGMMA_RS_M64N88K16
-}
 #undef MXK_WGMMA_M64N128K16
 #undef MXK_WGMMA_D64
 #undef MXK_WGMMA_M64N96K16
@@ -195,8 +171,7 @@ __device__ __forceinline__ void wgmma_rs_n88(float (&d)[44], const uint32_t (&a)
 // in fp16), or a block whose codes are all zeros. Any other block (scale 0, 255, 139...) makes the whole block of the
 // grid compute its share again on the exact path: per 32-value block, float32 sums of exact products times the scale,
 // as on the CPU. Real weights do not need it (their scales lie near 119..127); it is correct, not fast.
-template <int MB_, int PWG_, int X_SLOTS_, int CODE_SLOTS_, int WEIGHTS_B_N_ = 0, int STAGE_K_ = 64,
-          bool X_IN_REGS_ = false>
+template <int MB_, int PWG_, int X_SLOTS_, int CODE_SLOTS_, int WEIGHTS_B_N_ = 0, int STAGE_K_ = 64>
 struct WgmmaShape {
   // PWG producer warpgroups. The decoded weights are the MMAs' A operand (64 columns per MMA, MB_ of them: BN = 64 MB_
   // columns, the 128 activation rows as the MMAs' N), or, where WEIGHTS_B_N_ is set, their B operand (BN =
@@ -223,15 +198,11 @@ struct WgmmaShape {
   // thread writes after its last stage has landed (so the producers' decode stores and the consumer's partial sums
   // never share an address).
   static constexpr int CODE_RING = 0, A_RING = (CODE_SLOTS * CODE_BYTES + 1023) / 1024 * 1024;
+  static constexpr int X_RING = A_RING + A_SLOTS * A_BYTES, RINGS = X_RING + X_SLOTS * X_BYTES;
   // Partial sums, floats per row (rows 16-byte aligned): conflict-free for the D fragments' stores, one float per
   // thread (weights as A: BN + 4) or two (weights as B: 8 mod 32).
   static constexpr int PART_PITCH = WEIGHTS_AS_B ? (BN + 23) / 32 * 32 + 8 : BN + 4;
   static constexpr int PART_BYTES = BT * PART_PITCH * 4;
-  // X_IN_REGS: the consumer loads the activations from memory into the MMAs' register operand (no activation ring;
-  // the weights as B, their K order paired to match); the ring's place then holds only the partial sums.
-  static constexpr bool X_IN_REGS = X_IN_REGS_;
-  static constexpr int X_RING_BYTES = X_IN_REGS ? (PART_BYTES + 1023) / 1024 * 1024 : X_SLOTS * X_BYTES;
-  static constexpr int X_RING = A_RING + A_SLOTS * A_BYTES, RINGS = X_RING + X_RING_BYTES;
   static constexpr int PART = RINGS - PART_BYTES;  // byte offset, 16-byte aligned
   static constexpr int X_BARRIERS = RINGS;  // an mbarrier per activation slot
   static constexpr int A_BARRIERS = X_BARRIERS + 8 * X_SLOTS;  // and per decoded slot (its MMAs are done)
@@ -239,13 +210,15 @@ struct WgmmaShape {
   static constexpr int SMEM = RINGS + 8 * (X_SLOTS + A_SLOTS) + 1024;
   // Per producer thread and stage, in rounds of PRODUCERS (the last one partial): decode units, each a piece of a
   // 32-value block of codes that the thread also copies: the whole block (16 bytes), or half of it (8 bytes) where
-  // whole blocks would leave more than half the producers idle.
+  // whole blocks would leave more than half the producers idle. (The 88-column tiles' 352 blocks a stage as 704 halves
+  // over 384 threads, two rounds, took an H100 from 15.9 to 16.3 us at M=128 and from 13.25 to 13.65 at M=32,
+  // tests/gpu/tune_in_process.py.)
   static constexpr int UNIT_BYTES = 2 * BN * STAGE_BLOCKS >= PRODUCERS ? 16 : 8, UNITS = CODE_BYTES / UNIT_BYTES;
   static constexpr int DECODE_UNITS = (UNITS + PRODUCERS - 1) / PRODUCERS;
   // Registers per thread after setmaxnreg (multiples of 8). The consumer's increase takes what the producers'
   // decrease frees from the block's allocation at launch (65536 / THREADS each, rounded down to 8), so it must not
   // ask for more (four producer warpgroups would deadlock at 232).
-  static constexpr int CONSUMER_REGS = X_IN_REGS ? 248 : MB * ACC <= 96 ? 168 : 232;
+  static constexpr int CONSUMER_REGS = MB * ACC <= 96 ? 168 : 232;
   static constexpr int PRODUCER_REGS = (65536 - CONSUMER_REGS * 128) / PRODUCERS / 8 * 8;
   static constexpr int LAUNCH_REGS = 65536 / THREADS / 8 * 8;
   static_assert((CONSUMER_REGS - LAUNCH_REGS) * 128 <= (LAUNCH_REGS - PRODUCER_REGS) * PRODUCERS,
@@ -254,8 +227,7 @@ struct WgmmaShape {
   // The prologue runs CODE_SLOTS - 1 steps, which must also issue the first X_SLOTS - 2 activation stages (a shape
   // with fewer code slots, <3, 3, 7, 3>, left stages 0..2 unread: NaN and garbage in tune_cuda).
   static_assert(CODE_SLOTS - 1 >= X_SLOTS - 2, "the prologue issues the activations' lead");
-  static_assert(PART_BYTES <= X_RING_BYTES && PART % 16 == 0, "the partial sums fit the activation ring");
-  static_assert(!X_IN_REGS || (WEIGHTS_AS_B && BN == 88 && UNIT_BYTES == 16), "activations in registers: m64n88");
+  static_assert(PART_BYTES <= X_SLOTS * X_BYTES && PART % 16 == 0, "the partial sums fit the activation ring");
   static_assert(CONSUMER_REGS * 128 + PRODUCER_REGS * PRODUCERS <= 65536, "registers");
 };
 
@@ -528,9 +500,7 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // v + CODE_SLOTS - 1 (slot cs), as one cp.async group; steps -(CODE_SLOTS - 1) .. -1 are the prologue.
     auto issue_step = [&](int v, int xs, int cs) {
       const int xi = v + S::X_SLOTS - 2, ci = v + S::CODE_SLOTS - 1;
-      if constexpr (!S::X_IN_REGS) {
-        if (xi >= 0 && xi < n_it) issue_x(xi, xs);
-      }
+      if (xi >= 0 && xi < n_it) issue_x(xi, xs);
       if (ci >= 0 && ci < n_it) issue_codes(ci, cs);
       cp_async_commit();
     };
@@ -576,7 +546,6 @@ __global__ void __launch_bounds__(S::THREADS, 1)
         bad |= !in_window && ((any & 0x77777777u) != 0 || sv == 0xFFu);
         const uint32_t f = Window::factor(in_window ? sv : 127u);
         const bool high = in_window && Window::high(sv);
-        [[maybe_unused]] uint32_t paired[kWords][4];  // (X_IN_REGS) the decoded pairs, stored once a 16-value group is whole
 #pragma unroll
         for (int w = 0; w < kWords; ++w) {
           uint32_t pr[4];
@@ -592,25 +561,9 @@ __global__ void __launch_bounds__(S::THREADS, 1)
               }
             }
           }
-          uint8_t* row = a_tile + (blk >> 1) * S::A_SUB + col * 128;
-          if constexpr (S::X_IN_REGS) {
-            // K slots 2t, 2t + 1, 2t + 8, 2t + 9 of a 16-value group (a thread's A fragment) hold values 4t .. 4t + 3,
-            // so that the consumer loads them as one 8-byte piece: slots 0..7 take the pairs of the group's bytes 0, 2,
-            // 4, 6, slots 8..15 those of bytes 1, 3, 5, 7.
-#pragma unroll
-            for (int j = 0; j < 4; ++j) paired[w][j] = pr[j];
-            if (w & 1) {
-              const uint4 lo = make_uint4(paired[w - 1][0], paired[w - 1][2], pr[0], pr[2]);
-              const uint4 hi = make_uint4(paired[w - 1][1], paired[w - 1][3], pr[1], pr[3]);
-              const int chunk = (blk & 1) * 4 + w - 1;
-              *reinterpret_cast<uint4*>(row + ((chunk ^ (col & 7)) << 4)) = lo;
-              *reinterpret_cast<uint4*>(row + (((chunk + 1) ^ (col & 7)) << 4)) = hi;
-            }
-          } else {
-            const uint4 o = make_uint4(pr[0], pr[1], pr[2], pr[3]);
-            const int chunk = (blk & 1) * 4 + unit_offset(b) / 4 + w;
-            *reinterpret_cast<uint4*>(row + ((chunk ^ (col & 7)) << 4)) = o;
-          }
+          const uint4 o = make_uint4(pr[0], pr[1], pr[2], pr[3]);
+          const int chunk = (blk & 1) * 4 + unit_offset(b) / 4 + w;
+          *reinterpret_cast<uint4*>(a_tile + (blk >> 1) * S::A_SUB + col * 128 + ((chunk ^ (col & 7)) << 4)) = o;
         }
       }
       fence_proxy_async();
@@ -660,68 +613,6 @@ __global__ void __launch_bounds__(S::THREADS, 1)
   } else {
     // ---- consumer ----
     setmaxnreg_inc<S::CONSUMER_REGS>();
-    if constexpr (S::X_IN_REGS) {
-      // A thread's A fragment of 16 K values: rows g and g + 8 of its warp's 16, values 4t .. 4t + 3 of each (the
-      // decoded weights' K order is paired to match), as one 8-byte load per row; rows past M read row M - 1 (never
-      // stored), values past K are zeros. Two register sets in turn: stage it + 1's loads go out once stage it - 1's
-      // MMAs, which read that set, are done.
-      const int lane = tid & 31, g = lane >> 2, t = lane & 3, wq = tid >> 5;
-      const uint16_t* x_rows[MB][2];
-#pragma unroll
-      for (int mb = 0; mb < MB; ++mb)
-#pragma unroll
-        for (int h = 0; h < 2; ++h) x_rows[mb][h] = x + min(m0 + 64 * mb + 16 * wq + g + 8 * h, p.m - 1) * p.ldx + 4 * t;
-      constexpr int kSteps = S::STAGE_K / 16;
-      uint32_t xa[MB][kSteps][4], xb[MB][kSteps][4];
-      auto load_x = [&](int it, uint32_t (&dst)[MB][kSteps][4]) {
-        const int64_t k0 = int64_t(st_begin + it) * S::STAGE_K;
-#pragma unroll
-        for (int kk = 0; kk < kSteps; ++kk) {
-          const bool ok = k0 + 16 * kk < p.k;
-#pragma unroll
-          for (int mb = 0; mb < MB; ++mb)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-              const uint2 v = ok ? __ldg(reinterpret_cast<const uint2*>(x_rows[mb][h] + k0 + 16 * kk)) : make_uint2(0, 0);
-              dst[mb][kk][h] = v.x, dst[mb][kk][2 + h] = v.y;
-            }
-        }
-      };
-      auto mma_step = [&](int phase, const uint32_t (&cur)[MB][kSteps][4]) {
-        named_sync(kFull + phase, S::THREADS);
-        const uint64_t desc_w = swizzled_tile_descriptor(smem + S::A_RING + phase * S::A_BYTES);
-#pragma unroll
-        for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
-        wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < kSteps; ++kk)
-#pragma unroll
-          for (int mb = 0; mb < MB; ++mb) {
-            wgmma_rs_n88<T>(acc[mb], cur[mb][kk], desc_w + (kk / 4) * (S::A_SUB >> 4) + 2 * (kk % 4));
-          }
-        wgmma_commit();
-      };
-      // Stage it - 1's MMAs are done: its decoded slot goes back and its register set takes stage it + 1.
-      auto stage_done = [&](int it, int phase) {
-        wgmma_wait<0>();
-#pragma unroll
-        for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
-        if (it >= 1) mbarrier_arrive(a_empty + (phase + 2) % 3);
-      };
-      load_x(0, xa);
-      for (int it = 0, phase = 0; it < n_it; it += 2) {
-        stage_done(it, phase);
-        if (it + 1 < n_it) load_x(it + 1, xb);
-        mma_step(phase, xa);
-        phase = phase == 2 ? 0 : phase + 1;
-        if (it + 1 < n_it) {
-          stage_done(it + 1, phase);
-          if (it + 2 < n_it) load_x(it + 2, xa);
-          mma_step(phase, xb);
-          phase = phase == 2 ? 0 : phase + 1;
-        }
-      }
-    } else {
     for (int it = 0, x_slot = 0, x_parity = 0, phase = 0; it < n_it; ++it) {
       named_sync(kFull + phase, S::THREADS);
       mbarrier_wait(x_full + x_slot, uint32_t(x_parity));
@@ -752,7 +643,6 @@ __global__ void __launch_bounds__(S::THREADS, 1)
       if (it >= 1) mbarrier_arrive(a_empty + (phase + 2) % 3);
       if (++x_slot == S::X_SLOTS) x_slot = 0, x_parity ^= 1;
       phase = phase == 2 ? 0 : phase + 1;
-    }
     }
     wgmma_wait<0>();
 #pragma unroll
