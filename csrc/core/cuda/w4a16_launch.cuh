@@ -14,10 +14,9 @@ using WgmmaTile = WgmmaShape<3, 3, 7, 6>;
 // Tiles of 88 columns x 128 (or 64) rows with the decoded weights as the MMAs' B operand (m64n88k16, two (one) per
 // 16 K values), stages of 128 K values, rings of 4 activation and 3 code stages: for one tile of rows, where at
 // N=5760 66 tiles split over clusters of 2 fill the H100's 132 SMs (WgmmaTile: 30 tiles split over 4, 120 blocks), so
-// each block exchanges a third as many partial sums. On an H100 at N=5760, K=2880 (tests/gpu/tune_in_process.py):
-// 128 rows: M=128 16.25 us against 16.85, M=96 15.8 against 15.9 (M=64 15.9 against 15.3); 64 rows: M=17 13.5
-// against 14.3, M=32 13.5 against 14.5, M=64 14.1 against 15.3. More ring slots measured slower (64 rows with 7
-// activation and 6 code slots: M=32 13.9 us).
+// each block exchanges a third as many partial sums. On an H100 at N=5760, K=2880 (tests/gpu/tune_in_process.py,
+// against WgmmaTile): 128 rows, M=128 15.9 us against 16.85; 64 rows, M=32 13.25 against 14.5, M=64 13.85 against
+// 15.3 (with 128 rows M=64 took 15.5). More ring slots measured slower (bench/RESULTS.md, twenty-second pass).
 using WgmmaNarrowTile = WgmmaShape<2, 3, 4, 3, 88, 128>;
 using WgmmaNarrow64Tile = WgmmaShape<1, 3, 4, 3, 88, 128>;
 
@@ -93,12 +92,11 @@ cudaError_t wgmma_splits(const W4A16Problem& p, const DeviceInfo& info, int* spl
 }
 
 // The wgmma kernel's shape and split for a problem: WgmmaNarrow64Tile for up to 64 rows, WgmmaNarrowTile for 65 to
-// 128, where it splits K
-// (what it saves is most of the exchange of partial sums) and the columns x K values a block decodes, times the waves
-// of blocks, come to no more than with WgmmaTile; else WgmmaTile. On an H100 at M=128 (tests/gpu/tune_in_process.py):
-// N=2880 12.95 us against 15.75 (33 tiles split over 3 against 15 over 4), N=5760 16.25 against 16.85; unsplit at
-// N=8064 (92 tiles) it took 23.9 us against 22.7 for WgmmaTile's 42 tiles split over 2, whose shared-memory traffic
-// per value is a fifth lower (bench/RESULTS.md).
+// 128, where it splits K (what it saves is most of the exchange of partial sums) and the columns x K values a block
+// decodes, times the waves of blocks, come to no more than with WgmmaTile; else WgmmaTile. On an H100 at M=128
+// (tests/gpu/tune_in_process.py): N=2880 12.7 us against 15.75 (33 tiles split over 3 against 15 over 4), N=5760 15.9
+// against 16.85; unsplit at N=8064 (92 tiles) it took 23.9 us against 22.7 for WgmmaTile's 42 tiles split over 2,
+// whose shared-memory traffic per value is a fifth lower (bench/RESULTS.md).
 enum class WgmmaTiles { wide, narrow, narrow64 };
 struct WgmmaPlan {
   WgmmaTiles tiles = WgmmaTiles::wide;

@@ -161,7 +161,7 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t desc_a, uin
 // slot back through an mbarrier per slot (empty: the MMAs that read it are done), and setmaxnreg gives the consumer's
 // accumulators the registers the producers do not need. (Decoding into the MMA's register operand instead, an earlier
 // kernel, made each warpgroup wait for its MMAs before decoding the next stage: ptxas serializes register-A wgmma
-// whose registers are rewritten while they run.) A block takes BN columns and 128 activation rows over a share of K:
+// whose registers are rewritten while they run.) A block takes BN columns and BT activation rows over a share of K:
 // K may be split over a cluster of blocks whose partial sums meet in rank order through distributed
 // shared memory (the same bits on every run).
 //
@@ -208,12 +208,11 @@ struct WgmmaShape {
   static constexpr int A_BARRIERS = X_BARRIERS + 8 * X_SLOTS;  // and per decoded slot (its MMAs are done)
   // + 1024: the swizzled tiles need 1024-byte alignment, which the dynamic shared memory does not promise.
   static constexpr int SMEM = RINGS + 8 * (X_SLOTS + A_SLOTS) + 1024;
-  // Per producer thread and stage, in rounds of PRODUCERS (the last one partial): decode units, each a piece of a
-  // 32-value block of codes that the thread also copies: the whole block (16 bytes), or half of it (8 bytes) where
-  // whole blocks would leave more than half the producers idle. (The 88-column tiles' 352 blocks a stage as 704 halves
-  // over 384 threads, two rounds, took an H100 from 15.9 to 16.3 us at M=128 and from 13.25 to 13.65 at M=32,
+  // Per producer thread and stage, in rounds of PRODUCERS (the last one partial): decode units, each a 32-value block
+  // of codes (16 bytes) that the thread also copies. (The 88-column tiles' 352 blocks a stage as 704 halves over 384
+  // threads, two rounds, took an H100 from 15.9 to 16.3 us at M=128 and from 13.25 to 13.65 at M=32,
   // tests/gpu/tune_in_process.py.)
-  static constexpr int UNIT_BYTES = 2 * BN * STAGE_BLOCKS >= PRODUCERS ? 16 : 8, UNITS = CODE_BYTES / UNIT_BYTES;
+  static constexpr int UNITS = BN * STAGE_BLOCKS;
   static constexpr int DECODE_UNITS = (UNITS + PRODUCERS - 1) / PRODUCERS;
   // Registers per thread after setmaxnreg (multiples of 8). The consumer's increase takes what the producers'
   // decrease frees from the block's allocation at launch (65536 / THREADS each, rounded down to 8), so it must not
@@ -419,13 +418,10 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // byte instead of 32 and 2, so its unit (the pair's first block) lies 16 * row and row bytes nearer (lone_fix =
     // row): a correction in one stage, not a branch in every stage (with a branch to the exact offsets the producers
     // ran 259 instructions a stage, against 221 on plain weights; 225 now).
-    constexpr int kUnits = S::UNITS, kUnitBytes = S::UNIT_BYTES;
-    // Unit b: bytes (b % kHalves) * kUnitBytes of block (b / kHalves) % kStageBlocks of the stage, in column
-    // b / (kStageBlocks kHalves) of the tile.
-    constexpr int kHalves = 16 / kUnitBytes;
-    auto unit_col = [](int b) { return b / (kStageBlocks * kHalves); };
-    auto unit_blk = [](int b) { return (b / kHalves) % kStageBlocks; };
-    auto unit_offset = [](int b) { return (b % kHalves) * kUnitBytes; };
+    constexpr int kUnits = S::UNITS;
+    // Unit b: block b % kStageBlocks of the stage in column b / kStageBlocks of the tile.
+    auto unit_col = [](int b) { return b / kStageBlocks; };
+    auto unit_blk = [](int b) { return b % kStageBlocks; };
     const uint8_t* w_unit[S::DECODE_UNITS];
     const uint8_t* s_col[S::DECODE_UNITS];
     int lone_fix[S::DECODE_UNITS];
@@ -437,10 +433,10 @@ __global__ void __launch_bounds__(S::THREADS, 1)
       const int64_t col = min(n0 + unit_col(b), p.n - 1);
       if constexpr (PACKED) {
         const SpanBlock first = first_span_block<true>(p, col, unit_blk(b), nblk);
-        w_unit[i] = first.code + unit_offset(b), s_col[i] = first.scale;
+        w_unit[i] = first.code, s_col[i] = first.scale;
         lone_fix[i] = unit_blk(b) == lone_blk ? int(col % kMxfp4CudaTileColumns) : 0;
       } else {
-        w_unit[i] = p.w + col * p.ldw + unit_blk(b) * 16 + unit_offset(b);
+        w_unit[i] = p.w + col * p.ldw + unit_blk(b) * 16;
         s_col[i] = p.w_scales + col * p.ldw_scales + unit_blk(b);
         lone_fix[i] = 0;
       }
@@ -487,11 +483,7 @@ __global__ void __launch_bounds__(S::THREADS, 1)
         if (kUnits % S::PRODUCERS == 0 || b < kUnits) {
           const bool ok = st < stage_end[i];
           const int fix = PACKED && st == lone_st ? 16 * lone_fix[i] : 0;
-          if constexpr (kUnitBytes == 16) {
-            cp_async16(slot + b * 16, ok ? code_next[i] - fix : p.w, ok ? 16 : 0);
-          } else {
-            cp_async8(slot + b * 8, ok ? code_next[i] - fix : p.w, ok ? 8 : 0);
-          }
+          cp_async16(slot + b * 16, ok ? code_next[i] - fix : p.w, ok ? 16 : 0);
         }
         code_next[i] += kCodeStride;
       }
@@ -529,25 +521,15 @@ __global__ void __launch_bounds__(S::THREADS, 1)
       for (int i = 0; i < S::DECODE_UNITS; ++i) {
         const int b = u + S::PRODUCERS * i, col = unit_col(b), blk = unit_blk(b);
         if (kUnits % S::PRODUCERS != 0 && b >= kUnits) continue;
-        constexpr int kWords = kUnitBytes / 4;
-        uint32_t q[kWords];
-        if constexpr (kWords == 4) {
-          const uint4 v = *reinterpret_cast<const uint4*>(codes + b * 16);
-          q[0] = v.x, q[1] = v.y, q[2] = v.z, q[3] = v.w;
-        } else {
-          const uint2 v = *reinterpret_cast<const uint2*>(codes + b * 8);
-          q[0] = v.x, q[1] = v.y;
-        }
-        uint32_t any = 0;
-#pragma unroll
-        for (int w = 0; w < kWords; ++w) any |= q[w];
+        const uint4 v = *reinterpret_cast<const uint4*>(codes + b * 16);
+        const uint32_t q[4] = {v.x, v.y, v.z, v.w}, any = v.x | v.y | v.z | v.w;
         const uint32_t sv = cur[i];
         const bool in_window = sv - Window::kLo <= Window::kSpan;
         bad |= !in_window && ((any & 0x77777777u) != 0 || sv == 0xFFu);
         const uint32_t f = Window::factor(in_window ? sv : 127u);
         const bool high = in_window && Window::high(sv);
 #pragma unroll
-        for (int w = 0; w < kWords; ++w) {
+        for (int w = 0; w < 4; ++w) {
           uint32_t pr[4];
           decode_e2m1x8_in_order<T>(q[w], f, pr);
           if constexpr (std::is_same_v<T, __half>) {
@@ -562,7 +544,7 @@ __global__ void __launch_bounds__(S::THREADS, 1)
             }
           }
           const uint4 o = make_uint4(pr[0], pr[1], pr[2], pr[3]);
-          const int chunk = (blk & 1) * 4 + unit_offset(b) / 4 + w;
+          const int chunk = (blk & 1) * 4 + w;
           *reinterpret_cast<uint4*>(a_tile + (blk >> 1) * S::A_SUB + col * 128 + ((chunk ^ (col & 7)) << 4)) = o;
         }
       }
