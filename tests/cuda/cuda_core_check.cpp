@@ -121,8 +121,9 @@ void check_w4a16(std::mt19937& rng) {
   // Above 16 rows on Hopper: the wgmma kernel, K split over a cluster where its tiles are few; the shape with n = 400
   // has one scale outside the decode's window, so its tile takes the exact path. {m, n, k, ldx, fp16}: K = 352 ends in
   // a half stage (the tensor copy of the activations reads zeros past K), and rows ldx > K apart. bf16 activations
-  // give float32 outputs, fp16 ones fp16 outputs. 65 to 128 rows: the 88-column tiles with the weights as the MMAs' B
-  // operand (100 and 72 rows: activation boxes of M rows rounded up to 8; K = 352 ends in a lone block).
+  // give float32 outputs, fp16 ones fp16 outputs. 17 to 128 rows (40, 72, 100) take the 88-column tiles with the
+  // weights as the MMAs' B operand where they split K (activation boxes of M rows rounded up to 8; K = 352 ends in a
+  // lone block).
   const int64_t shapes[][5] = {{1, 72, 320, 320, 0},    {5, 72, 320, 320, 0},    {16, 72, 320, 320, 0},
                                {40, 72, 320, 320, 0},   {130, 72, 320, 320, 0},  {130, 8448, 320, 320, 0},
                                {200, 400, 320, 320, 0}, {40, 200, 352, 352, 0},  {150, 72, 352, 376, 0},

@@ -362,8 +362,8 @@ def test_w4a16_packed_weights_same_bits(m, n, k):
 
 @pytest.mark.parametrize("m", [1000, 128, 40])
 def test_w4a16_packed_wgmma_edges(m):
-    # test_w4a16_wgmma_edges's scales with packed weights (N = 2096, a multiple of 16 with partial last tiles of 192
-    # and 72 columns): the exact path reads the packed layout too.
+    # test_w4a16_wgmma_edges's scales with packed weights (N = 2096, a multiple of 16 with a partial last tile: 176 of
+    # 192 columns at 1000 rows, 72 of 88 at 128 and 40): the exact path reads the packed layout too.
     n, k = 2096, 1056
     q, s = random_weight(n, k, 21)
     s[0:64, :] = 77

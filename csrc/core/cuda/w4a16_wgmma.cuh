@@ -106,36 +106,16 @@ __device__ __forceinline__ uint64_t swizzled_tile_descriptor(const void* smem) {
   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
   "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43])
-#define MXK_WGMMA_M64N96K16(type) \
-  "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n" \
-  "wgmma.mma_async.sync.aligned.m64n96k16.f32." type "." type " {" \
-  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
-  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
-  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47" \
-  "}, %48, %49, p, 1, 1, 0, 0;\n}\n"
-#define MXK_WGMMA_D48(d) \
-  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
-  "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
-  "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
-  "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
-  "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
-  "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47])
 // D (64 x N, float32) += A (64 x 16) * B (16 x N), both K-major swizzled tiles of T in shared memory.
 template <typename T, int N>
 __device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b) {
   constexpr bool kHalf = std::is_same_v<T, __half>;
-  static_assert(N == 88 || N == 96 || N == 128, "the MMA shapes written out above");
+  static_assert(N == 88 || N == 128, "the MMA shapes written out above");
   if constexpr (N == 128) {
     if constexpr (kHalf) {
       asm volatile(MXK_WGMMA_M64N128K16("f16") : MXK_WGMMA_D64(d) : "l"(desc_a), "l"(desc_b) : "memory");
     } else {
       asm volatile(MXK_WGMMA_M64N128K16("bf16") : MXK_WGMMA_D64(d) : "l"(desc_a), "l"(desc_b) : "memory");
-    }
-  } else if constexpr (N == 96) {
-    if constexpr (kHalf) {
-      asm volatile(MXK_WGMMA_M64N96K16("f16") : MXK_WGMMA_D48(d) : "l"(desc_a), "l"(desc_b) : "memory");
-    } else {
-      asm volatile(MXK_WGMMA_M64N96K16("bf16") : MXK_WGMMA_D48(d) : "l"(desc_a), "l"(desc_b) : "memory");
     }
   } else {
     if constexpr (kHalf) {
@@ -147,8 +127,6 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t desc_a, uin
 }
 #undef MXK_WGMMA_M64N128K16
 #undef MXK_WGMMA_D64
-#undef MXK_WGMMA_M64N96K16
-#undef MXK_WGMMA_D48
 #undef MXK_WGMMA_M64N88K16
 #undef MXK_WGMMA_D44
 
