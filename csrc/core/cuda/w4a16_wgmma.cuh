@@ -361,16 +361,11 @@ __global__ void __launch_bounds__(S::THREADS, 1)
   const int wg = __shfl_sync(0xFFFFFFFFu, tid >> 7, 0);
   const int64_t n0 = int64_t(blockIdx.x) * BN, m0 = int64_t(blockIdx.y) * BT;
   constexpr int kStageBlocks = S::STAGE_BLOCKS;
-  // K is split over the cluster by 32-value blocks, so that the ranks' shares differ by one block at most; a rank's
-  // stages start at its first block, and its last stage may hold fewer blocks (last_blocks), whose MMAs, decode and
-  // copies are all that stage runs.
-  const int nblk = int(p.k / 32);
-  const int blk_begin = int(int64_t(nblk) * blockIdx.z / splits);
-  const int blk_end = int(int64_t(nblk) * (blockIdx.z + 1) / splits);
-  const int n_it = (blk_end - blk_begin + kStageBlocks - 1) / kStageBlocks;
-  const int last_blocks = blk_end - blk_begin - (n_it - 1) * kStageBlocks;
+  const int nblk = int(p.k / 32), nst = (nblk + kStageBlocks - 1) / kStageBlocks;
+  const int st_begin = int(int64_t(nst) * blockIdx.z / splits), st_end = int(int64_t(nst) * (blockIdx.z + 1) / splits);
+  const int n_it = st_end - st_begin;
   const uint16_t* x = static_cast<const uint16_t*>(p.x);
-  const uint32_t x_sub_bytes = uint32_t(wgmma_box_rows<S>(p.m)) * 128;
+  const uint32_t x_box_bytes = uint32_t(wgmma_box_rows<S>(p.m)) * 128 * S::SUBTILES;
   using Window = WgmmaScaleWindow<T>;
   bool bad = false;
   uint64_t* x_full = reinterpret_cast<uint64_t*>(smem + S::X_BARRIERS);  // a slot's activations have landed
@@ -393,37 +388,41 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // ---- producers ----
     setmaxnreg_dec<S::PRODUCER_REGS>();
     const int u = tid - 128;
-    // Codes: decode unit b = u + PRODUCERS i is block b % 2 of column b / 2 (past N: column N-1). Each thread copies
-    // the blocks it decodes itself, so that waiting for its own copies is enough (no barrier among the producers),
-    // and consecutive lanes store distinct 16-byte pieces of the swizzled rows.
+    // Codes: decode unit b = u + PRODUCERS i is one 16-byte block of one column of the tile (past N: column N-1). Each
+    // thread copies the blocks it decodes itself, so that waiting for its own copies is enough (no barrier among the
+    // producers). A quarter warp's 16-byte stores into the swizzled rows must hit 8 distinct bank groups, so its 8
+    // lanes take the 8 blocks of one 64-value sub-tile (swizzled chunks 0..7) in 4 columns (blocks 2h, 2h + 1 of a
+    // column in consecutive lanes); with 2 blocks a stage, in the order b = 2 col + blk, that is already so. (With
+    // stages of 4 blocks in that order a quarter warp's lanes met in pairs, one in each sub-tile: on an H100 ncu
+    // counted 11 wavefronts per store instead of 4, and M=128 took 15.9 us against 14.9 now, bench/RESULTS.md,
+    // twenty-third pass.)
     // With packed weights (mxfp4_cuda_layout.h) stage st is pair st of a tile: 512 code bytes and 32 scale bytes
-    // further than stage st - 1 (a rank may start at an odd block: a unit's place in its pair stays the same from
-    // stage to stage). The lone last block (nblk odd, stage lone_it of the last rank) has rows of 16 code bytes and 1
-    // scale byte instead of 32 and 2, so its unit (the pair's first block) lies 16 * row and row bytes nearer
-    // (lone_fix = row): a correction in one stage, not a branch in every stage (with a branch to the exact offsets
-    // the producers ran 259 instructions a stage, against 221 on plain weights; 225 then).
+    // further than stage st - 1. The lone last block (nblk odd, stage lone_st) has rows of 16 code bytes and 1 scale
+    // byte instead of 32 and 2, so its unit (the pair's first block) lies 16 * row and row bytes nearer (lone_fix =
+    // row): a correction in one stage, not a branch in every stage (with a branch to the exact offsets the producers
+    // ran 259 instructions a stage, against 221 on plain weights; 225 now).
     constexpr int kUnits = S::UNITS;
-    // Unit b: block b % kStageBlocks of the stage in column b / kStageBlocks of the tile.
-    auto unit_col = [](int b) { return b / kStageBlocks; };
-    auto unit_blk = [](int b) { return b % kStageBlocks; };
+    static_assert(kStageBlocks != 4 || BN % 8 == 0, "stages of 4 blocks: units in groups of 8 columns");
+    auto unit_col = [](int b) {
+      return kStageBlocks == 4 ? b / 32 * 8 + (b / 16) % 2 * 4 + (b / 2) % 4 : b / kStageBlocks;
+    };
+    auto unit_blk = [](int b) { return kStageBlocks == 4 ? (b / 8) % 2 * 2 + b % 2 : b % kStageBlocks; };
     const uint8_t* w_unit[S::DECODE_UNITS];
     const uint8_t* s_col[S::DECODE_UNITS];
     int lone_fix[S::DECODE_UNITS];
-    // (The lone block is block (nblk - 1 - blk_begin) % kStageBlocks of the rank's stage lone_it; only its units move.)
-    const bool has_lone = nblk % 2 == 1 && blk_end == nblk;
-    const int lone_it = has_lone ? (nblk - 1 - blk_begin) / kStageBlocks : -1;
-    const int lone_blk = (nblk - 1 - blk_begin) % kStageBlocks;
+    // (Stages of 4 blocks: the lone block is block (nblk - 1) % 4 of stage (nblk - 1) / 4; only its units move.)
+    const int lone_st = nblk % 2 ? (nblk - 1) / kStageBlocks : -1, lone_blk = (nblk - 1) % kStageBlocks;
 #pragma unroll
     for (int i = 0; i < S::DECODE_UNITS; ++i) {
-      const int b = min(u + S::PRODUCERS * i, kUnits - 1), blk = blk_begin + unit_blk(b);  // block in stage 0
+      const int b = min(u + S::PRODUCERS * i, kUnits - 1);
       const int64_t col = min(n0 + unit_col(b), p.n - 1);
       if constexpr (PACKED) {
-        const SpanBlock first = first_span_block<true>(p, col, blk, nblk);
+        const SpanBlock first = first_span_block<true>(p, col, unit_blk(b), nblk);
         w_unit[i] = first.code, s_col[i] = first.scale;
         lone_fix[i] = unit_blk(b) == lone_blk ? int(col % kMxfp4CudaTileColumns) : 0;
       } else {
-        w_unit[i] = p.w + col * p.ldw + blk * 16;
-        s_col[i] = p.w_scales + col * p.ldw_scales + blk;
+        w_unit[i] = p.w + col * p.ldw + unit_blk(b) * 16;
+        s_col[i] = p.w_scales + col * p.ldw_scales + unit_blk(b);
         lone_fix[i] = 0;
       }
     }
@@ -431,18 +430,17 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // stage, where working each stage's address out afresh (with the check against K) took a stage's producer code
     // from 183 to 200 instructions (SASS, plain weights) and, on an H100 (tests/gpu/tune_in_process.py), M=1024 from
     // 69.3 to 71.1 us, M=384 from 35.2 to 36.0, fp16 M=1024 from 71.1 to 73.4; M=128 even. Unit i's block of stage
-    // it of the rank exists for it < unit_end[i] (not past the rank's blocks).
+    // st exists for st < stage_end[i].
     constexpr int kCodeStride = (PACKED ? int(kMxfp4CudaPairCodeBytes) / 2 : 16) * kStageBlocks;
     constexpr int kScaleStride = (PACKED ? int(kMxfp4CudaPairScaleBytes) / 2 : 1) * kStageBlocks;
     const uint8_t* code_next[S::DECODE_UNITS];
     const uint8_t* scale_next[S::DECODE_UNITS];
-    int unit_end[S::DECODE_UNITS];
+    int stage_end[S::DECODE_UNITS];
 #pragma unroll
     for (int i = 0; i < S::DECODE_UNITS; ++i) {
-      code_next[i] = w_unit[i];
-      scale_next[i] = s_col[i];
-      const int first = blk_begin + unit_blk(min(u + S::PRODUCERS * i, kUnits - 1));
-      unit_end[i] = (blk_end - first + kStageBlocks - 1) / kStageBlocks;  // (blk_end - first >= -2)
+      code_next[i] = w_unit[i] + st_begin * kCodeStride;
+      scale_next[i] = s_col[i] + st_begin * kScaleStride;
+      stage_end[i] = (nblk - unit_blk(min(u + S::PRODUCERS * i, kUnits - 1)) + kStageBlocks - 1) / kStageBlocks;
     }
     // Ring slots are tracked as running indices (no division per step): stage it's activations are in slot
     // x_slot, its codes in code_slot.
@@ -453,26 +451,24 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // tests/gpu/tune_in_process.py on an H100.)
     auto issue_x = [&](int it, int slot_index) {
       if (u == 0) {
-        // Sub-tiles past the rank's blocks are not copied (the MMAs skip them).
-        const int blocks = min(kStageBlocks, blk_end - blk_begin - it * kStageBlocks), subs = (blocks + 1) / 2;
-        mbarrier_arrive_expect_tx(x_full + slot_index, x_sub_bytes * uint32_t(subs));
+        mbarrier_arrive_expect_tx(x_full + slot_index, x_box_bytes);
 #pragma unroll
-        for (int h = 0; h < S::SUBTILES; ++h) {
-          if (h < subs) {
-            tma_load_2d(smem + S::X_RING + slot_index * S::X_BYTES + h * S::X_SUB, &x_map, x_full + slot_index,
-                        (blk_begin + it * kStageBlocks) * 32 + 64 * h, int(m0));
-          }
+        for (int h = 0; h < S::SUBTILES; ++h) {  // (a box wholly past K is filled with zeros too)
+          tma_load_2d(smem + S::X_RING + slot_index * S::X_BYTES + h * S::X_SUB, &x_map, x_full + slot_index,
+                      (st_begin + it) * S::STAGE_K + 64 * h, int(m0));
         }
       }
     };
     auto issue_codes = [&](int it, int slot_index) {  // it = 0, 1, 2... in turn
       uint8_t* slot = smem + S::CODE_RING + slot_index * S::CODE_BYTES;
+      const int st = st_begin + it;
 #pragma unroll
       for (int i = 0; i < S::DECODE_UNITS; ++i) {
         const int b = u + S::PRODUCERS * i;
-        if ((kUnits % S::PRODUCERS == 0 || b < kUnits) && it < unit_end[i]) {  // (else neither copied nor decoded)
-          const int fix = PACKED && it == lone_it ? 16 * lone_fix[i] : 0;
-          cp_async16(slot + b * 16, code_next[i] - fix, 16);
+        if (kUnits % S::PRODUCERS == 0 || b < kUnits) {
+          const bool ok = st < stage_end[i];
+          const int fix = PACKED && st == lone_st ? 16 * lone_fix[i] : 0;
+          cp_async16(slot + b * 16, ok ? code_next[i] - fix : p.w, ok ? 16 : 0);
         }
         code_next[i] += kCodeStride;
       }
@@ -489,10 +485,11 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // register copy waits for a load in flight); past K 127.
     uint32_t sc0[S::DECODE_UNITS], sc1[S::DECODE_UNITS], sc2[S::DECODE_UNITS];
     auto load_scales = [&](int it, uint32_t (&dst)[S::DECODE_UNITS]) {  // it = 0, 1, 2... in turn
+      const int st = st_begin + it;
 #pragma unroll
       for (int i = 0; i < S::DECODE_UNITS; ++i) {
-        const int fix = PACKED && it == lone_it ? lone_fix[i] : 0;
-        dst[i] = it < unit_end[i] ? uint32_t(__ldg(scale_next[i] - fix)) : 127u;
+        const int fix = PACKED && st == lone_st ? lone_fix[i] : 0;
+        dst[i] = it < n_it && st < stage_end[i] ? uint32_t(__ldg(scale_next[i] - fix)) : 127u;
         scale_next[i] += kScaleStride;
       }
     };
@@ -508,7 +505,7 @@ __global__ void __launch_bounds__(S::THREADS, 1)
 #pragma unroll
       for (int i = 0; i < S::DECODE_UNITS; ++i) {
         const int b = u + S::PRODUCERS * i, col = unit_col(b), blk = unit_blk(b);
-        if ((kUnits % S::PRODUCERS != 0 && b >= kUnits) || it >= unit_end[i]) continue;
+        if (kUnits % S::PRODUCERS != 0 && b >= kUnits) continue;
         const uint4 v = *reinterpret_cast<const uint4*>(codes + b * 16);
         const uint32_t q[4] = {v.x, v.y, v.z, v.w}, any = v.x | v.y | v.z | v.w;
         const uint32_t sv = cur[i];
@@ -562,7 +559,7 @@ __global__ void __launch_bounds__(S::THREADS, 1)
       load_scales(1, sc1);
 #pragma unroll
       for (int i = 0; i < S::DECODE_UNITS; ++i) {
-        for (int off = 2 * kStageBlocks; off < blk_end - blk_begin; off += 128) {
+        for (int off = (st_begin + 2) * kStageBlocks; off < st_end * kStageBlocks; off += 128) {
           asm volatile("prefetch.global.L2 [%0];" ::"l"(s_col[i] + off));
         }
       }
@@ -583,12 +580,7 @@ __global__ void __launch_bounds__(S::THREADS, 1)
   } else {
     // ---- consumer ----
     setmaxnreg_inc<S::CONSUMER_REGS>();
-    // Stage it's MMAs, `count` of them per 64 activation rows (2 per 32-value block): all of a stage but the rank's
-    // last one, which stops at the rank's last block. The last stage runs after the loop, with a run of MMAs for each
-    // count it can have: a check inside one run made ptxas fence every MMA, and runs chosen inside the loop fenced
-    // every stage (C7519).
-    int x_slot = 0, x_parity = 0, phase = 0;
-    auto consume = [&](int it, auto count) {
+    for (int it = 0, x_slot = 0, x_parity = 0, phase = 0; it < n_it; ++it) {
       named_sync(kFull + phase, S::THREADS);
       mbarrier_wait(x_full + x_slot, uint32_t(x_parity));
       const uint64_t desc_x = swizzled_tile_descriptor(smem + S::X_RING + x_slot * S::X_BYTES);
@@ -597,7 +589,7 @@ __global__ void __launch_bounds__(S::THREADS, 1)
       for (int mb = 0; mb < MB; ++mb) keep_registers(acc[mb]);
       wgmma_fence();
 #pragma unroll
-      for (int kk = 0; kk < decltype(count)::value; ++kk)
+      for (int kk = 0; kk < S::STAGE_K / 16; ++kk)
 #pragma unroll
         for (int mb = 0; mb < MB; ++mb) {
           // Descriptor addresses count 16 bytes: 16 K values are 32 bytes into a row, a sub-tile further on.
@@ -618,18 +610,6 @@ __global__ void __launch_bounds__(S::THREADS, 1)
       if (it >= 1) mbarrier_arrive(a_empty + (phase + 2) % 3);
       if (++x_slot == S::X_SLOTS) x_slot = 0, x_parity ^= 1;
       phase = phase == 2 ? 0 : phase + 1;
-    };
-    for (int it = 0; it + 1 < n_it; ++it) consume(it, std::integral_constant<int, 2 * kStageBlocks>{});
-    if (last_blocks == kStageBlocks) {
-      consume(n_it - 1, std::integral_constant<int, 2 * kStageBlocks>{});
-    } else if (last_blocks == 1) {
-      consume(n_it - 1, std::integral_constant<int, 2>{});
-    } else if constexpr (kStageBlocks == 4) {
-      if (last_blocks == 2) {
-        consume(n_it - 1, std::integral_constant<int, 4>{});
-      } else {
-        consume(n_it - 1, std::integral_constant<int, 6>{});
-      }
     }
     wgmma_wait<0>();
 #pragma unroll
@@ -669,7 +649,7 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     // The exact path: per 32-value block, a float32 sum of exact products times the block's scale, added to the
     // row's total in block order. A thread takes one column and half of the rows, decodes each block's codes once
     // and keeps the totals in `part` (rows past M and columns past N are left as they are: never stored).
-    const int b_begin = blk_begin, b_end = blk_end;
+    const int b_begin = kStageBlocks * st_begin, b_end = min(kStageBlocks * st_end, nblk);
     const int rows = int(min(int64_t(BT), p.m - m0));
     for (int item = tid; item < 2 * BN; item += S::THREADS) {
       const int c = item % BN, r_begin = item < BN ? 0 : BT / 2, r_end = min(r_begin + BT / 2, rows);
