@@ -16,7 +16,8 @@ using WgmmaTile = WgmmaShape<3, 3, 7, 6>;
 // N=5760 66 tiles split over clusters of 2 fill the H100's 132 SMs (WgmmaTile: 30 tiles split over 4, 120 blocks), so
 // each block exchanges a third as many partial sums. On an H100 at N=5760, K=2880 (tests/gpu/tune_in_process.py,
 // against WgmmaTile): 128 rows, M=128 15.9 us against 16.85; 64 rows, M=32 13.25 against 14.5, M=64 13.85 against
-// 15.3 (with 128 rows M=64 took 15.5). More ring slots measured slower (bench/RESULTS.md, twenty-second pass).
+// 15.3 (with 128 rows M=64 took 15.5). More ring slots measured slower (bench/RESULTS.md, twenty-second pass). Since
+// their decode stores meet no bank conflicts: M=128 14.9 us, M=32 12.3, M=64 13.0 (twenty-third pass).
 using WgmmaNarrowTile = WgmmaShape<2, 3, 4, 3, 88, 128>;
 using WgmmaNarrow64Tile = WgmmaShape<1, 3, 4, 3, 88, 128>;
 
