@@ -390,11 +390,12 @@ __global__ void __launch_bounds__(S::THREADS, 1)
     const int u = tid - 128;
     // Codes: decode unit b = u + PRODUCERS i is one 16-byte block of one column of the tile (past N: column N-1). Each
     // thread copies the blocks it decodes itself, so that waiting for its own copies is enough (no barrier among the
-    // producers). A quarter warp's 16-byte stores into the swizzled rows must hit 8 distinct bank groups, so its 8
-    // lanes take the 8 blocks of one 64-value sub-tile (swizzled chunks 0..7) in 4 columns (blocks 2h, 2h + 1 of a
-    // column in consecutive lanes); with 2 blocks a stage, in the order b = 2 col + blk, that is already so. (With
-    // stages of 4 blocks in that order a quarter warp's lanes met in pairs, one in each sub-tile: on an H100 ncu
-    // counted 11 wavefronts per store instead of 4, and M=128 took 15.9 us against 14.9 now, bench/RESULTS.md,
+    // producers). A quarter warp's 16-byte stores go out together and must hit 8 distinct bank groups, so its 8 lanes
+    // take 4 columns x the 2 blocks of one 64-value sub-tile (blocks 2h, 2h + 1 of a column in consecutive lanes):
+    // each word's 8 stores then land in 8 distinct chunks of the swizzled rows. With 2 blocks a stage the order
+    // b = 2 col + blk is that already. (With stages of 4 blocks in that order a quarter warp held a column's 4 blocks,
+    // and blocks 0 and 2 are the same chunk of the two sub-tiles: on an H100 ncu counted 325-362 thousand bank
+    // conflicts a call against 58-117 thousand now, and M=128 took 15.9 us against 14.9, bench/RESULTS.md,
     // twenty-third pass.)
     // With packed weights (mxfp4_cuda_layout.h) stage st is pair st of a tile: 512 code bytes and 32 scale bytes
     // further than stage st - 1. The lone last block (nblk odd, stage lone_st) has rows of 16 code bytes and 1 scale
