@@ -321,6 +321,10 @@ __global__ void __launch_bounds__(KW * 32, MIN_BLOCKS) w4a16_skinny(W4A16Problem
       load(0, c, dep);
     }
   };
+  // ptxas issues these first loads as codes (column g, then g + 8), then scales. Changes to the address arithmetic
+  // above that let it interleave them (code, scale, scale, code) or put the scales first cost 0.3-0.5 us at M = 1 and
+  // 2 on an H100; the loop's order does not matter (bench/RESULTS.md, twenty-fourth pass). Check the SASS after
+  // changing this prologue.
 #pragma unroll
   for (int u = 0; u < U; ++u) {
     if (warp + KW * u < full) load(u, warp + KW * u);  // in flight while the activations are staged
