@@ -79,9 +79,9 @@ inline at::Tensor prepack_mxfp4_weight(const at::Tensor& w_q, const at::Tensor& 
   return handle.call(w_q, w_scales);
 }
 
-// The same weights as a uint8 blob [N/16, K/32, 272] in the layout the CUDA W4A16 kernels read fastest (N a multiple of
-// 16; docs/formats.md); pass it as w_q with w_scales std::nullopt to mxfp4_gemm_w4a16 on CUDA. Runs on CPU and CUDA
-// tensors.
+// The same weights as a uint8 blob [N/16, L, 128] in the layout the CUDA W4A16 kernels read fastest (N a multiple of
+// 16, L = ceil(17 K / 256); docs/formats.md); pass it as w_q with w_scales std::nullopt to mxfp4_gemm_w4a16 on CUDA.
+// Runs on CPU and CUDA tensors.
 inline at::Tensor prepack_mxfp4_weight_cuda(const at::Tensor& w_q, const at::Tensor& w_scales) {
   static const auto handle =
       detail::op<at::Tensor(const at::Tensor&, const at::Tensor&)>("mxkernels::prepack_mxfp4_weight_cuda");

@@ -135,7 +135,7 @@ def mxfp4_gemm_w4a16(
         x: float32, bfloat16 or float16 ``[..., K]``, K a positive multiple of 32 (leading dims kept).
         w_q: ``[N, K/2]`` float4_e2m1fn_x2 or uint8 (two E2M1 codes per byte, element 2i in the low nibble, as
             :func:`quantize_mxfp4` writes them), last dim contiguous; or the ``[N, K/32, 17]`` uint8 blob of
-            :func:`prepack_mxfp4_weight` (CPU), or the ``[N/16, K/32, 272]`` one of
+            :func:`prepack_mxfp4_weight` (CPU), or the ``[N/16, L, 128]`` one of
             :func:`prepack_mxfp4_weight_cuda` (CUDA).
         w_scales: ``[N, K/32]`` float8_e8m0fnu or uint8, last dim contiguous; None with a prepacked w_q.
         bias: optional ``[N]`` (float32 / bfloat16 / float16).
@@ -186,9 +186,11 @@ def prepack_mxfp4_weight(w_q: torch.Tensor, w_scales: torch.Tensor) -> torch.Ten
 
 def prepack_mxfp4_weight_cuda(w_q: torch.Tensor, w_scales: torch.Tensor) -> torch.Tensor:
     """MXFP4 weights in the layout the CUDA W4A16 decode kernels read fastest: one contiguous uint8 blob
-    ``[N/16, K/32, 272]`` (N a multiple of 16). Per tile of 16 columns the codes go pair of blocks by pair of blocks
-    (16 rows of 32 bytes), then the scales likewise, so that a warp's 16 columns and 128 K values are 1 KB of codes in
-    a row (docs/formats.md). The byte count is that of the codes and scales. Pass it as ``w_q`` with
+    ``[N/16, L, 128]`` (N a multiple of 16, L = ceil(17 K / 256)). Per tile of 16 columns the codes go pair of blocks
+    by pair of blocks (16 rows of 32 bytes), then the scales likewise, so that a warp's 16 columns and 128 K values
+    are 1 KB of codes in a row; zeros then pad each tile's 272 K/32 bytes to L whole 128-byte lines, so that every
+    tile starts a line (docs/formats.md). The bytes are those of the codes and scales plus under 128 a tile (0.5% at
+    K=2880, none where K is a multiple of 256). Pass it as ``w_q`` with
     ``w_scales=None`` to :func:`mxfp4_gemm_w4a16` on CUDA; the results are bitwise those of the plain weights.
     Runs on CPU tensors too (pack once, then move the blob to the GPU).
 

@@ -244,7 +244,7 @@ def prepack_mxfp4_weight(w_q: torch.Tensor, w_scales: torch.Tensor) -> torch.Ten
 def prepack_mxfp4_weight_cuda(w_q: torch.Tensor, w_scales: torch.Tensor) -> torch.Tensor:
     """The reference of ``mxkernels.prepack_mxfp4_weight_cuda``: per tile of 16 columns, the codes pair of blocks by
     pair (w = 2 blocks, 1 for an odd last one) as 16 rows of 16 w bytes, then the scales likewise as 16 rows of w
-    bytes."""
+    bytes, then zeros up to a whole number of 128-byte lines."""
     q = w_q.view(torch.uint8)
     s = w_scales.view(torch.uint8)
     n, half_k = q.shape
@@ -256,7 +256,9 @@ def prepack_mxfp4_weight_cuda(w_q: torch.Tensor, w_scales: torch.Tensor) -> torc
         w = min(2, blocks - b0)
         codes.append(q[:, :, b0:b0 + w].reshape(tiles, 16 * w * 16))
         scales.append(s[:, :, b0:b0 + w].reshape(tiles, 16 * w))
-    return torch.cat(codes + scales, 1).reshape(tiles, blocks, 272)
+    lines = -(-blocks * 272 // 128)
+    padding = torch.zeros(tiles, lines * 128 - blocks * 272, dtype=torch.uint8, device=q.device)
+    return torch.cat(codes + scales + [padding], 1).reshape(tiles, lines, 128)
 
 
 # --- Fused MoE ------------------------------------------------------------------------------------------

@@ -308,8 +308,9 @@ int main(int argc, char** argv) {
   fill_bytes<<<4096, 256, 0, st>>>(wq, wq_bytes * copies, 5, 0, 256);
   fill_bytes<<<4096, 256, 0, st>>>(ws, ws_bytes * copies, 6, 118, 12);
   fill_bytes<<<4096, 256, 0, st>>>(ws_odd, ws_bytes, 7, 60, 130);  // wide: many spans take the exact path
-  // The same weights in the CUDA layout (N a multiple of 16).
-  const int64_t wp_bytes = wq_bytes + ws_bytes;
+  // The same weights in the CUDA layout (N a multiple of 16; each tile padded to whole 128-byte lines, the padding
+  // left as cudaMalloc gives it: the kernels do not read it).
+  const int64_t wp_bytes = N / 16 * mxfp4_cuda_tile_bytes(K / 32);
   uint8_t *wp, *wp_odd;
   CHECK_CUDA(cudaMalloc(&wp, wp_bytes * copies));
   CHECK_CUDA(cudaMalloc(&wp_odd, wp_bytes));

@@ -524,7 +524,7 @@ MIXED_DEVICE_CASES = [
                                   ops.prepack_mxfp4_weight_cuda(torch.zeros(16, 32, dtype=torch.uint8, device="cuda"),
                                                                 torch.zeros(16, 2, dtype=torch.uint8, device="cuda")).cpu(),
                                   None),
-     "mxkernels.mxfp4_gemm_w4a16: w_q is a prepack_mxfp4_weight_cuda blob [N/16, K/32, 272], the CUDA kernels' layout"),
+     "mxkernels.mxfp4_gemm_w4a16: w_q is a prepack_mxfp4_weight_cuda blob [N/16, L, 128], the CUDA kernels' layout"),
     (lambda: ops.prepack_mxfp4_weight_cuda(torch.zeros(16, 32, dtype=torch.uint8, device="cuda"),
                                            torch.zeros(16, 2, dtype=torch.uint8)),
      "mxkernels.prepack_mxfp4_weight_cuda: all tensors must be on one device, got w_q on cuda:0 and w_scales on cpu"),
@@ -566,7 +566,7 @@ def test_mxfp4_linear_cuda_packed_backend():
         layer = nn.MXFP4Linear.from_float(linear, backend="cuda_w4a16_packed")
         other = nn.MXFP4Linear(256, 96, backend="cuda_w4a16_packed")
     assert layer.backend_name == "cuda_w4a16_packed" and "cuda_w4a16_packed" in repr(layer)
-    assert layer._prepacked.shape == (6, 8, 272)
+    assert layer._prepacked.shape == (6, 17, 128)
     for m in (1, 5, 40, 200):
         x = torch.randn(m, 256, generator=gen(19)).to(torch.bfloat16).cuda()
         assert torch.equal(layer(x), plain(x)), m

@@ -151,10 +151,10 @@ ERRORS = [
     (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 32), U8, d), _e((7, 2), U8, d), None),
      "mxkernels.mxfp4_gemm_w4a16: w_scales must have shape [8, 2], got [7, 2]"),
     (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((2, 8, 32), U8, d), _e((8, 2), U8, d), None),
-     "mxkernels.mxfp4_gemm_w4a16: a 3-D w_q must be prepacked [N, K/32, 17] or [N/16, K/32, 272], got shape [2, 8, 32]"),
+     "mxkernels.mxfp4_gemm_w4a16: a 3-D w_q must be prepacked [N, K/32, 17] or [N/16, L, 128], got shape [2, 8, 32]"),
     (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((1, 8, 2, 32), U8, d), _e((8, 2), U8, d), None),
      "mxkernels.mxfp4_gemm_w4a16: w_q must be 2-D [N, K/2] (codes) or 3-D [N, K/32, 17] (from prepack_mxfp4_weight) "
-     "or [N/16, K/32, 272] (from prepack_mxfp4_weight_cuda), got shape [1, 8, 2, 32]"),
+     "or [N/16, L, 128] (from prepack_mxfp4_weight_cuda), got shape [1, 8, 2, 32]"),
     # Prepacked weights.
     (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((8, 4, 17), U8, d), None, None),
      "mxkernels.mxfp4_gemm_w4a16: prepacked w_q of shape [8, 4, 17] holds K = 128, but the activations have K = 64"),
@@ -178,9 +178,10 @@ ERRORS = [
     (lambda d: ops.prepack_mxfp4_weight(_e((2, 8, 32), U8, d), _e((8, 2), U8, d)),
      "mxkernels.prepack_mxfp4_weight: w_q must be 2-D [N, K/2], got shape [2, 8, 32]"),
     # The CUDA kernels' layout (refused by the CPU kernels, not by the shapes: see test_cuda_layout_refused_on_cpu).
-    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((2, 4, 272), U8, d), None, None),
-     "mxkernels.mxfp4_gemm_w4a16: prepacked w_q of shape [2, 4, 272] holds K = 128, but the activations have K = 64"),
-    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((2, 2, 272), U8, d), _e((32, 2), U8, d), None),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((2, 9, 128), U8, d), None, None),
+     "mxkernels.mxfp4_gemm_w4a16: prepacked w_q of shape [2, 9, 128] does not hold K = 64 (the activations'): "
+     "prepack_mxfp4_weight_cuda gives [N/16, 5, 128] for it"),
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((2, 5, 128), U8, d), _e((32, 2), U8, d), None),
      "mxkernels.mxfp4_gemm_w4a16: w_scales must be None with a prepacked w_q (its scales are inside), got a tensor of "
      "shape [32, 2]"),
     (lambda d: ops.prepack_mxfp4_weight_cuda(_e((40, 32), U8, d), _e((40, 2), U8, d)),
@@ -320,6 +321,7 @@ def test_opcheck_w4a4_prepack(contiguous):
     opcheck(ops.mxfp4_gemm.default, (a_q, a_s, w_q, w_s, torch.randn(40), torch.float32))
     opcheck(ops.mxfp4_gemm.default, (a_q.view(F4), a_s.view(E8), packed, None, None, torch.bfloat16))
     opcheck(ops.prepack_mxfp4_weight.default, (w_q, w_s))
+    opcheck(ops.prepack_mxfp4_weight_cuda.default, weights(48, 96, 8))  # tiles of 816 bytes padded to 896
     opcheck(ops.prepack_mxfp4_weight.default, (w_q.view(U8).t().contiguous().t(), w_s))
     x = torch.randn(20, 128) if contiguous else torch.randn(128, 20).t()
     opcheck(ops.mxfp4_gemm_w4a16.default, (x, packed, None, torch.randn(40)))
@@ -351,10 +353,12 @@ def test_torch_compile_w4a4_and_prepacked_no_recompile():
 def test_prepack_cuda_layout(n, k):
     w_q, w_s = weights(n, k, 3 * n + k)
     packed = mxkernels.prepack_mxfp4_weight_cuda(w_q, w_s)
-    assert packed.dtype == torch.uint8 and packed.shape == (n // 16, k // 32, 272) and packed.is_contiguous()
+    lines = -(-17 * k // 256)  # each tile's 272 K/32 bytes in whole lines of 128
+    assert packed.dtype == torch.uint8 and packed.shape == (n // 16, lines, 128) and packed.is_contiguous()
     assert torch.equal(packed, reference.prepack_mxfp4_weight_cuda(w_q, w_s))
-    # No padding: exactly the bytes of the codes and the scales.
-    assert packed.numel() == n * k // 2 + n * k // 32
+    # The codes and the scales, then zeros to the end of the tile's last line.
+    tiles = packed.reshape(n // 16, -1)
+    assert not tiles[:, k // 32 * 272:].any() and tiles.shape[1] - k // 32 * 272 < 128
     strided_q = torch.zeros(n, k, dtype=torch.uint8)[:, ::2]
     strided_q.copy_(w_q.view(torch.uint8))
     strided_s = torch.zeros(n, k // 16, dtype=torch.uint8)[:, ::2]
@@ -364,16 +368,16 @@ def test_prepack_cuda_layout(n, k):
 
 @pytest.mark.parametrize("k", [224, 256])  # 7 blocks (an odd last one alone) and 8
 def test_prepack_cuda_layout_addresses(k):
-    # The layout as docs/formats.md writes it, byte by byte: in the tile of column c (272 K/32 bytes), block b's codes
-    # in pair b // 2 (512 bytes each), row c % 16 of w blocks (2, or 1 for an odd last block); the scales after all
-    # the codes, 32 bytes a pair.
+    # The layout as docs/formats.md writes it, byte by byte: in the tile of column c (272 K/32 bytes, in whole lines
+    # of 128: 1920 bytes at K=224, 2176 at 256), block b's codes in pair b // 2 (512 bytes each), row c % 16 of w
+    # blocks (2, or 1 for an odd last block); the scales after all the codes, 32 bytes a pair.
     n = 32
     w_q, w_s = weights(n, k, 9, typed=False)
     packed = mxkernels.prepack_mxfp4_weight_cuda(w_q, w_s).reshape(-1)
     nb = k // 32
     for c in (0, 5, 15, 16, 31):
         for b in range(nb):
-            tile, w = c // 16 * nb * 272, (2 if b // 2 * 2 + 1 < nb else 1)
+            tile, w = c // 16 * {224: 1920, 256: 2176}[k], (2 if b // 2 * 2 + 1 < nb else 1)
             code = tile + b // 2 * 512 + (c % 16) * w * 16 + (b % 2) * 16
             assert torch.equal(packed[code:code + 16], w_q[c, 16 * b:16 * b + 16])
             assert packed[tile + nb * 256 + b // 2 * 32 + (c % 16) * w + b % 2] == w_s[c, b]
@@ -392,13 +396,15 @@ def test_cuda_layout_refused_on_cpu():
 
 
 def test_cuda_layout_k_limit():
-    # The layout's kernels index a tile's bytes in 32 bits: K/32 * 272 <= 2^31 - 1, checked for a hand-made blob too
-    # (meta tensors: the real kernels call the same check).
-    k = (2**31 - 1) // 272 * 32 + 32
-    blob = torch.empty(1, k // 32, 272, dtype=U8, device="meta")
+    # The layout's kernels index a tile's bytes in 32 bits: K/32 * 272, in whole lines of 128, at most 2^31 - 1 (K a
+    # whole number of 8 blocks below that), checked for a hand-made blob too (meta tensors: the real kernels call the
+    # same check).
+    def blob(k):
+        return torch.empty(1, -(-17 * k // 256), 128, dtype=U8, device="meta")
+    k = (2**31 - 1) // 272 // 8 * 8 * 32 + 32
     with pytest.raises(RuntimeError, match=f"K = {k} is too large for the prepack_mxfp4_weight_cuda layout"):
-        ops.mxfp4_gemm_w4a16(torch.empty(1, k, dtype=torch.bfloat16, device="meta"), blob, None)
-    ops.mxfp4_gemm_w4a16(torch.empty(1, k - 32, dtype=torch.bfloat16, device="meta"), blob[:, :-1], None)
+        ops.mxfp4_gemm_w4a16(torch.empty(1, k, dtype=torch.bfloat16, device="meta"), blob(k), None)
+    ops.mxfp4_gemm_w4a16(torch.empty(1, k - 32, dtype=torch.bfloat16, device="meta"), blob(k - 32), None)
 
 
 @pytest.mark.parametrize("contiguous", [True, False])

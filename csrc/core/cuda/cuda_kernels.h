@@ -41,8 +41,8 @@ struct W4A16Problem {
   int64_t ldw = 0;
   const uint8_t* w_scales = nullptr;  // [n][k/32], rows ldw_scales bytes apart (any alignment)
   int64_t ldw_scales = 0;
-  // Instead: w in the layout of mxfp4_cuda_layout.h (codes and scales in one buffer, 16-byte aligned, n a multiple
-  // of 16); ldw, w_scales and ldw_scales are then unused.
+  // Instead: w in the layout of mxfp4_cuda_layout.h (codes and scales in one buffer of tiles padded to 128-byte
+  // lines, 16-byte aligned, n a multiple of 16); ldw, w_scales and ldw_scales are then unused.
   bool w_packed = false;
   const float* bias = nullptr;  // [n] or null
   void* out = nullptr;          // [m][n] of out_type (x_type, or float32), rows ldo elements apart

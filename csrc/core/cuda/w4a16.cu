@@ -8,8 +8,7 @@ cudaError_t mxfp4_gemm_w4a16(const W4A16Problem& p, cudaStream_t stream) {
   if (p.k % 32 != 0 || p.k == 0) return cudaErrorInvalidValue;
   if (p.k > (int64_t(1) << 30)) return cudaErrorInvalidValue;  // the kernels index K in 32-bit bytes
   // Packed weights: whole tiles of 16 columns, and a tile's bytes indexed in 32 bits too.
-  if (p.w_packed && (p.n % kMxfp4CudaTileColumns != 0 ||
-                     p.k / 32 * kMxfp4CudaTileBlockBytes > (int64_t(1) << 31) - 1)) {
+  if (p.w_packed && (p.n % kMxfp4CudaTileColumns != 0 || mxfp4_cuda_tile_bytes(p.k / 32) > (int64_t(1) << 31) - 1)) {
     return cudaErrorInvalidValue;
   }
   if (p.x_type == FloatType::bf16 && p.out_type == FloatType::bf16) return w4a16_bf16_to_bf16(p, stream);

@@ -119,7 +119,9 @@ struct SpanSteps {
 template <bool PACKED>
 __device__ __forceinline__ SpanBlock first_span_block(const W4A16Problem& p, int64_t col, int t, int nb) {
   if constexpr (PACKED) {
-    const uint8_t* tile = p.w + (col >> 4) * (int64_t(nb) * kMxfp4CudaTileBlockBytes);
+    // mxfp4_cuda_tile_bytes in 32 bits (mxfp4_gemm_w4a16 checks that it fits).
+    constexpr int kLine = int(kMxfp4CudaLineBytes);
+    const uint8_t* tile = p.w + (col >> 4) * int64_t((nb * int(kMxfp4CudaTileBlockBytes) + kLine - 1) & -kLine);
     const int row = int(col & 15);
     return {tile + (t >> 1) * int(kMxfp4CudaPairCodeBytes) + row * 32 + (t & 1) * 16,
             tile + nb * 256 + (t >> 1) * int(kMxfp4CudaPairScaleBytes) + row * 2 + (t & 1)};

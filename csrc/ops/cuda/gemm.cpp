@@ -6,6 +6,7 @@
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/sub.h>
+#include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -49,7 +50,7 @@ at::Tensor mxfp4_gemm_w4a16_cuda(const at::Tensor& x, const at::Tensor& w_q, con
   const Mxfp4GemmPlan plan = check_mxfp4_gemm_w4a16(x, w_q, w_scales, bias);
   TORCH_CHECK(!plan.w_prepacked, kOp,
               ": w_q is a prepack_mxfp4_weight blob, a CPU layout; on CUDA pass the plain w_q [N, K/2] with w_scales "
-              "[N, K/32], or a prepack_mxfp4_weight_cuda blob [N/16, K/32, 272]");
+              "[N, K/32], or a prepack_mxfp4_weight_cuda blob [N/16, L, 128]");
   const c10::cuda::CUDAGuard guard(x.device());
   at::Tensor out = empty_mxfp4_gemm_output(x, plan);
   const int64_t k = x.size(-1), n = out.size(-1);
@@ -85,7 +86,7 @@ at::Tensor mxfp4_gemm_w4a16_cuda(const at::Tensor& x, const at::Tensor& w_q, con
 
 // The layout of core/mxfp4_cuda_layout.h from tensor operations on the device (the CPU kernel is the scalar packer):
 // per tile of 16 columns, the codes pair of blocks by pair (16 rows of 32 bytes), then the scales likewise (16 rows of
-// 2 bytes); an odd last block alone (rows of 16 bytes, and of 1).
+// 2 bytes); an odd last block alone (rows of 16 bytes, and of 1); zeros up to a whole number of 128-byte lines.
 at::Tensor prepack_mxfp4_weight_cuda_cuda(const at::Tensor& w_q, const at::Tensor& w_scales) {
   check_prepack_mxfp4_weight_cuda(w_q, w_scales);
   const c10::cuda::CUDAGuard guard(w_q.device());
@@ -101,7 +102,10 @@ at::Tensor prepack_mxfp4_weight_cuda_cuda(const at::Tensor& w_q, const at::Tenso
     parts.push_back(s.narrow(2, 0, 2 * pairs).reshape({tiles, 16, pairs, 2}).permute({0, 2, 1, 3}).reshape({tiles, -1}));
   }
   if (nb % 2) parts.push_back(s.select(2, nb - 1).reshape({tiles, 16}));
-  return at::cat(parts, 1).view({tiles, nb, core::kMxfp4CudaTileBlockBytes});
+  const int64_t lines = core::mxfp4_cuda_tile_lines(nb);
+  const int64_t pad = lines * core::kMxfp4CudaLineBytes - nb * core::kMxfp4CudaTileBlockBytes;
+  if (pad > 0) parts.push_back(at::zeros({tiles, pad}, w_q.options().dtype(at::kByte)));
+  return at::cat(parts, 1).view({tiles, lines, core::kMxfp4CudaLineBytes});
 }
 
 }  // namespace

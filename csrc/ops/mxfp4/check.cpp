@@ -106,31 +106,46 @@ DequantizeMxfp4Plan check_dequantize_mxfp4(const at::Tensor& q, const at::Tensor
 
 namespace {
 
-// The CUDA layout's kernels index a tile's bytes (272 per block of 32) in 32 bits.
+// The lines of 128 bytes of a tile of the CUDA layout, L = ceil(272 (K/32) / 128) (mxfp4_cuda_tile_lines).
+c10::SymInt cuda_layout_tile_lines(const c10::SymInt& k) {
+  return (k / core::kMxfp4BlockSize * core::kMxfp4CudaTileBlockBytes + (core::kMxfp4CudaLineBytes - 1)) /
+         core::kMxfp4CudaLineBytes;
+}
+
+// The CUDA layout's kernels index a tile's bytes (272 per block of 32, padded to 128-byte lines) in 32 bits.
 void check_cuda_layout_k(const char* op, const c10::SymInt& k) {
-  TORCH_SYM_CHECK((k / core::kMxfp4BlockSize * core::kMxfp4CudaTileBlockBytes).sym_le(int64_t(INT32_MAX)), op,
-                  ": K = ", sym_str(k), " is too large for the prepack_mxfp4_weight_cuda layout (at most ",
-                  int64_t(INT32_MAX) / core::kMxfp4CudaTileBlockBytes * core::kMxfp4BlockSize, ")");
+  constexpr int64_t max_k = INT32_MAX / core::kMxfp4CudaTileBlockBytes / 8 * 8 * core::kMxfp4BlockSize;
+  static_assert(max_k / core::kMxfp4BlockSize * core::kMxfp4CudaTileBlockBytes <= INT32_MAX,
+                "8 blocks are a whole number of lines");
+  TORCH_SYM_CHECK(k.sym_le(max_k), op, ": K = ", sym_str(k),
+                  " is too large for the prepack_mxfp4_weight_cuda layout (at most ", max_k, ")");
 }
 
 // The weight of either GEMM: plain w_q [N, K/2] with w_scales [N, K/32], or a prepacked blob with w_scales None
-// (scales inside): [N, K/32, 17] from prepack_mxfp4_weight (the CPU kernels' layout) or [N/16, K/32, 272] from
+// (scales inside): [N, K/32, 17] from prepack_mxfp4_weight (the CPU kernels' layout) or [N/16, L, 128] from
 // prepack_mxfp4_weight_cuda (the CUDA kernels'). Returns N and sets the plan's layout flags.
 c10::SymInt check_mxfp4_weight(const char* op, const c10::SymInt& k, const at::Tensor& w_q,
                                const std::optional<at::Tensor>& w_scales, Mxfp4GemmPlan* plan) {
   TORCH_CHECK(w_q.dim() == 2 || w_q.dim() == 3, op,
               ": w_q must be 2-D [N, K/2] (codes) or 3-D [N, K/32, 17] (from prepack_mxfp4_weight) or "
-              "[N/16, K/32, 272] (from prepack_mxfp4_weight_cuda), got shape ",
+              "[N/16, L, 128] (from prepack_mxfp4_weight_cuda), got shape ",
               sizes_string(w_q.sym_sizes()));
   if (w_q.dim() == 3) {
     TORCH_CHECK(w_q.scalar_type() == at::kByte, op, ": a prepacked w_q must be uint8, got ", w_q.scalar_type());
-    const bool cuda_layout = w_q.sym_size(2).sym_eq(core::kMxfp4CudaTileBlockBytes).guard_bool(__FILE__, __LINE__);
-    TORCH_SYM_CHECK(w_q.sym_size(2).sym_eq(17) | w_q.sym_size(2).sym_eq(core::kMxfp4CudaTileBlockBytes), op,
-                    ": a 3-D w_q must be prepacked [N, K/32, 17] or [N/16, K/32, 272], got shape ",
+    const bool cuda_layout = w_q.sym_size(2).sym_eq(core::kMxfp4CudaLineBytes).guard_bool(__FILE__, __LINE__);
+    TORCH_SYM_CHECK(w_q.sym_size(2).sym_eq(17) | w_q.sym_size(2).sym_eq(core::kMxfp4CudaLineBytes), op,
+                    ": a 3-D w_q must be prepacked [N, K/32, 17] or [N/16, L, 128], got shape ",
                     sizes_string(w_q.sym_sizes()));
-    TORCH_SYM_CHECK(w_q.sym_size(1).sym_eq(k / core::kMxfp4BlockSize), op, ": prepacked w_q of shape ",
-                    sizes_string(w_q.sym_sizes()), " holds K = ", sym_str(w_q.sym_size(1) * core::kMxfp4BlockSize),
-                    ", but the activations have K = ", sym_str(k));
+    if (cuda_layout) {
+      TORCH_SYM_CHECK(w_q.sym_size(1).sym_eq(cuda_layout_tile_lines(k)), op, ": prepacked w_q of shape ",
+                      sizes_string(w_q.sym_sizes()), " does not hold K = ", sym_str(k),
+                      " (the activations'): prepack_mxfp4_weight_cuda gives [N/16, ", sym_str(cuda_layout_tile_lines(k)),
+                      ", 128] for it");
+    } else {
+      TORCH_SYM_CHECK(w_q.sym_size(1).sym_eq(k / core::kMxfp4BlockSize), op, ": prepacked w_q of shape ",
+                      sizes_string(w_q.sym_sizes()), " holds K = ", sym_str(w_q.sym_size(1) * core::kMxfp4BlockSize),
+                      ", but the activations have K = ", sym_str(k));
+    }
     TORCH_SYM_CHECK(w_q.sym_is_contiguous(), op, ": prepacked w_q must be contiguous, got strides ",
                     sizes_string(w_q.sym_strides()));
     TORCH_CHECK(!w_scales.has_value(), op,
@@ -240,7 +255,7 @@ std::vector<c10::SymInt> check_prepack_mxfp4_weight_cuda(const at::Tensor& w_q, 
   TORCH_SYM_CHECK((n % core::kMxfp4CudaTileColumns).sym_eq(0), op,
                   ": N = w_q.size(0) must be a multiple of 16 (the layout's tiles of 16 columns), got ", sym_str(n));
   check_cuda_layout_k(op, k);
-  return {n / core::kMxfp4CudaTileColumns, k / core::kMxfp4BlockSize, c10::SymInt(core::kMxfp4CudaTileBlockBytes)};
+  return {n / core::kMxfp4CudaTileColumns, cuda_layout_tile_lines(k), c10::SymInt(core::kMxfp4CudaLineBytes)};
 }
 
 at::Tensor empty_mxfp4_gemm_output(const at::Tensor& x, const Mxfp4GemmPlan& plan) {

@@ -39,12 +39,12 @@ struct Mxfp4GemmPlan {
   std::vector<c10::SymInt> out_sizes;  // [..., N]
   at::ScalarType out_dtype;
   bool w_prepacked = false;    // prepack_mxfp4_weight's [N, K/32, 17] (the CPU kernels' layout)
-  bool w_cuda_packed = false;  // prepack_mxfp4_weight_cuda's [N/16, K/32, 272] (the CUDA kernels')
+  bool w_cuda_packed = false;  // prepack_mxfp4_weight_cuda's [N/16, L, 128] (the CUDA kernels')
 };
 
 // The weight of both GEMMs: w_q [N, K/2] (float4_e2m1fn_x2 or uint8) with w_scales [N, K/32] (float8_e8m0fnu or
 // uint8), or w_q prepacked with w_scales None: uint8 [N, K/32, 17] from prepack_mxfp4_weight, or uint8
-// [N/16, K/32, 272] from prepack_mxfp4_weight_cuda; bias [N]. Which device takes which layout is the kernels' check.
+// [N/16, L, 128] from prepack_mxfp4_weight_cuda; bias [N]. Which device takes which layout is the kernels' check.
 // W4A16: x float32 / bfloat16 / float16 [..., K]; the output takes x's dtype.
 Mxfp4GemmPlan check_mxfp4_gemm_w4a16(const at::Tensor& x, const at::Tensor& w_q, const std::optional<at::Tensor>& w_scales,
                                      const std::optional<at::Tensor>& bias);
@@ -54,7 +54,8 @@ Mxfp4GemmPlan check_mxfp4_gemm(const at::Tensor& a_q, const at::Tensor& a_scales
                                at::ScalarType out_dtype);
 // The prepacked blob's sizes, [N, K/32, 17] (uint8, contiguous).
 std::vector<c10::SymInt> check_prepack_mxfp4_weight(const at::Tensor& w_q, const at::Tensor& w_scales);
-// The CUDA kernels' layout, [N/16, K/32, 272] (uint8, contiguous; mxfp4_cuda_layout.h): N a multiple of 16.
+// The CUDA kernels' layout, [N/16, L, 128] (uint8, contiguous; mxfp4_cuda_layout.h): N a multiple of 16, each tile of
+// 16 columns 272 K/32 bytes padded to L = ceil(272 (K/32) / 128) lines of 128.
 std::vector<c10::SymInt> check_prepack_mxfp4_weight_cuda(const at::Tensor& w_q, const at::Tensor& w_scales);
 at::Tensor empty_mxfp4_gemm_output(const at::Tensor& x, const Mxfp4GemmPlan& plan);
 

@@ -35,7 +35,7 @@ WeightBytes weight_bytes(const at::Tensor& w_q, const std::optional<at::Tensor>&
 
 void refuse_cuda_layout(const char* op, const Mxfp4GemmPlan& plan) {
   TORCH_CHECK(!plan.w_cuda_packed, op,
-              ": w_q is a prepack_mxfp4_weight_cuda blob [N/16, K/32, 272], the CUDA kernels' layout; on the CPU pass "
+              ": w_q is a prepack_mxfp4_weight_cuda blob [N/16, L, 128], the CUDA kernels' layout; on the CPU pass "
               "the plain w_q [N, K/2] with w_scales [N, K/32], or a prepack_mxfp4_weight blob");
 }
 
