@@ -194,8 +194,8 @@ def prepack_mxfp4_weight_cuda(w_q: torch.Tensor, w_scales: torch.Tensor) -> torc
     ``w_scales=None`` to :func:`mxfp4_gemm_w4a16` on CUDA; the results are bitwise those of the plain weights.
     Runs on CPU tensors too (pack once, then move the blob to the GPU).
 
-    On an H100 (bench/RESULTS.md) it makes M = 1 and 2 about 10% faster than plain weights, M = 3 to 16 and
-    M = 128 3-5%, and larger M about even. It is a second copy of the weights if the plain ones are kept (as
+    On an H100 (bench/RESULTS.md) it makes M = 1 and 2 12-13% faster than plain weights and M = 8 and 16 5-7%;
+    M = 128 and 1024 run 1-4% slower on it. It is a second copy of the weights if the plain ones are kept (as
     ``MXFP4Linear``'s opt-in ``cuda_w4a16_packed`` backend keeps them).
 
     Args:

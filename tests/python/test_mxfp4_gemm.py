@@ -178,6 +178,8 @@ ERRORS = [
     (lambda d: ops.prepack_mxfp4_weight(_e((2, 8, 32), U8, d), _e((8, 2), U8, d)),
      "mxkernels.prepack_mxfp4_weight: w_q must be 2-D [N, K/2], got shape [2, 8, 32]"),
     # The CUDA kernels' layout (refused by the CPU kernels, not by the shapes: see test_cuda_layout_refused_on_cpu).
+    (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((2, 2, 272), U8, d), None, None),  # its shape until 2026-11
+     "mxkernels.mxfp4_gemm_w4a16: a 3-D w_q must be prepacked [N, K/32, 17] or [N/16, L, 128], got shape [2, 2, 272]"),
     (lambda d: ops.mxfp4_gemm_w4a16(_e((4, 64), d=d), _e((2, 9, 128), U8, d), None, None),
      "mxkernels.mxfp4_gemm_w4a16: prepacked w_q of shape [2, 9, 128] does not hold K = 64 (the activations'): "
      "prepack_mxfp4_weight_cuda gives [N/16, 5, 128] for it"),
