@@ -8,9 +8,9 @@
 // side); then the scales, likewise 16 rows of 2 bytes per pair. Where nb is odd the last "pair" has one block: rows of
 // 16 code bytes and of 1 scale byte. Those are 272 nb bytes; zeros then fill the tile up to a whole number of 128-byte
 // lines, L = ceil(272 nb / 128) of them: the shape [N/16, L, 128]. So every tile starts a line, and a warp's 512 code
-// bytes of a pair of blocks are 4 whole lines, not parts of 5 (unpadded, 272 nb bytes apart, 3 tiles in 4 started
-// mid-line where nb is not a multiple of 8; on an H100 at N=5760, K=2880 that cost M=1 about 0.08 us of 5.8,
-// bench/RESULTS.md, twenty-fifth pass). Code offsets are multiples of 16. Torch-free; the functions are also compiled
+// bytes of a pair of blocks are 4 whole lines, not parts of 5 (unpadded, 272 nb bytes apart, tiles started mid-line
+// unless nb is a multiple of 8, 3 in 4 of them at K=2880; on an H100 at N=5760, K=2880 that cost M=1 about 0.08 us
+// of 5.8, bench/RESULTS.md, twenty-fifth pass). Code offsets are multiples of 16. Torch-free; the functions are also compiled
 // for the device.
 #pragma once
 #include <cstdint>

@@ -189,7 +189,7 @@ def prepack_mxfp4_weight_cuda(w_q: torch.Tensor, w_scales: torch.Tensor) -> torc
     ``[N/16, L, 128]`` (N a multiple of 16, L = ceil(17 K / 256)). Per tile of 16 columns the codes go pair of blocks
     by pair of blocks (16 rows of 32 bytes), then the scales likewise, so that a warp's 16 columns and 128 K values
     are 1 KB of codes in a row; zeros then pad each tile's 272 K/32 bytes to L whole 128-byte lines, so that every
-    tile starts a line (docs/formats.md). The bytes are those of the codes and scales plus under 128 a tile (0.5% at
+    tile starts a line (docs/formats.md). The bytes are those of the codes and scales plus under 128 a tile (0.4% at
     K=2880, none where K is a multiple of 256). Pass it as ``w_q`` with
     ``w_scales=None`` to :func:`mxfp4_gemm_w4a16` on CUDA; the results are bitwise those of the plain weights.
     Runs on CPU tensors too (pack once, then move the blob to the GPU).
